@@ -8,6 +8,7 @@
 //! before anything is allocated, and every malformed input is a [`DecodeError`] value.
 
 pub mod error;
+pub mod records;
 pub mod wire;
 
 pub use error::{DecodeError, EncodeError};

@@ -1,0 +1,1 @@
+//! RecordBatch v2: the unit clients produce, the log stores and fetch returns.
