@@ -8,10 +8,18 @@
 //! before anything is allocated, and every malformed input is a [`DecodeError`] value.
 
 pub mod error;
+pub mod header;
+mod message;
+pub mod messages;
 pub mod records;
+#[cfg(test)]
+mod testing;
 pub mod wire;
 
 pub use error::{DecodeError, EncodeError};
+pub use header::{decode_request, decode_response, encode_request, encode_response, RequestHeader};
+pub use message::Message;
+pub use messages::{ApiKey, Request, Response};
 
 /// A 128-bit UUID as Kafka sends it (topic ids); all zeros is Kafka's "no id".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]

@@ -208,6 +208,16 @@ impl Decoder {
         self.length("array", compact, true, 1)
     }
 
+    /// Like [`Decoder::array_len`] for elements of at least `min_elem` bytes each,
+    /// which bounds the count (and so the allocation) tighter.
+    pub fn array_len_min(
+        &mut self,
+        compact: bool,
+        min_elem: usize,
+    ) -> Result<Option<usize>, DecodeError> {
+        self.length("array", compact, true, min_elem)
+    }
+
     /// Reads the tagged-field section of a flexible struct: for each tag, calls
     /// `known(tag, decoder_over_its_bytes)`, which returns `Ok(false)` for a tag it does
     /// not know; unknown tags are skipped. A known field must consume exactly its bytes.
