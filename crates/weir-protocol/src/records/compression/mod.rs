@@ -95,16 +95,23 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Drains `reader` into a vector that never grows past `cap`: capacity is managed by
 /// hand (doubling, clamped to the cap) because `read_to_end`'s growth could reserve
 /// up to twice the cap before the limit is noticed.
-fn read_capped(
+fn read_capped(reader: impl Read, cap: usize, codec: Compression) -> Result<Vec<u8>, RecordsError> {
+    let mut out = Vec::new();
+    read_capped_into(reader, &mut out, cap, codec)?;
+    Ok(out)
+}
+
+/// [`read_capped`], appending to `out` (whose length counts against the cap).
+fn read_capped_into(
     mut reader: impl Read,
+    out: &mut Vec<u8>,
     cap: usize,
     codec: Compression,
-) -> Result<Vec<u8>, RecordsError> {
-    let mut out: Vec<u8> = Vec::new();
+) -> Result<(), RecordsError> {
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(out),
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(corrupt(codec, e)),
@@ -113,7 +120,7 @@ fn read_capped(
         if new_len > cap {
             return Err(RecordsError::DecompressedTooLarge { codec, cap });
         }
-        reserve_capped(&mut out, new_len, cap);
+        reserve_capped(out, new_len, cap);
         out.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
 }
@@ -146,3 +153,6 @@ fn compress_failed(codec: Compression, e: impl std::fmt::Display) -> RecordsErro
         reason: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

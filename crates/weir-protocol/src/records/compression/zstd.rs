@@ -31,7 +31,7 @@ pub(super) fn decompress(input: &[u8], cap: usize) -> Result<Vec<u8>, RecordsErr
 }
 
 /// The window limit for a cap: ceil(log2(cap)) clamped to the bounds above.
-fn window_log_for(cap: usize) -> u32 {
+pub(super) fn window_log_for(cap: usize) -> u32 {
     let log = usize::BITS - cap.saturating_sub(1).leading_zeros();
     log.clamp(WINDOW_LOG_MIN, WINDOW_LOG_MAX)
 }

@@ -2,6 +2,8 @@
 
 mod batch;
 mod control;
+mod golden;
+mod record;
 
 use bytes::Bytes;
 
