@@ -1,0 +1,184 @@
+//! The broker as one value: configuration, bound listeners, and the service behind
+//! them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::api::Api;
+use crate::config::BrokerConfig;
+use crate::net::{self, ConnectionLimits, Service};
+use crate::BrokerError;
+
+/// An address clients are told to connect to (Metadata's broker endpoints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The listener name; a client is answered with the endpoint of the listener it
+    /// connected through.
+    pub listener: String,
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port, never 0.
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.listener, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.listener, self.host, self.port)
+        }
+    }
+}
+
+/// A listener socket bound to its configured address.
+#[derive(Debug)]
+struct BoundListener {
+    /// The listener's name from `listeners`.
+    name: String,
+    /// The socket, already listening, so the port is known before serving starts.
+    socket: TcpListener,
+    /// The address actually bound (the real port when the config said 0).
+    local_addr: SocketAddr,
+}
+
+/// A broker: validated configuration, bound listeners and the [`Service`] that
+/// answers their requests.
+///
+/// Binding and serving are separate steps so the composition root can learn the
+/// real addresses (port 0 in tests) before anything is served, and so the service
+/// is built knowing the endpoints it must advertise.
+#[derive(Debug)]
+pub struct Broker<S = Api> {
+    /// The settings, shared with the service.
+    config: Arc<BrokerConfig>,
+    /// One per entry of `listeners`, in order.
+    listeners: Vec<BoundListener>,
+    /// Answers every request of every listener.
+    service: Arc<S>,
+}
+
+impl Broker<Api> {
+    /// Validates `config`, binds its listeners, and builds the api layer.
+    pub async fn bind(config: BrokerConfig) -> Result<Self, BrokerError> {
+        Self::bind_with(config, Api::new).await
+    }
+}
+
+impl<S: Service> Broker<S> {
+    /// As [`Broker::bind`], with the service built by `make_service` from the config
+    /// and the advertised endpoints (tests and embedders plug in their own).
+    pub async fn bind_with(
+        config: BrokerConfig,
+        make_service: impl FnOnce(Arc<BrokerConfig>, Vec<Endpoint>) -> S,
+    ) -> Result<Self, BrokerError> {
+        config.validate()?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            let bind_error = |source| BrokerError::Bind {
+                listener: listener.to_string(),
+                source,
+            };
+            let socket = TcpListener::bind((listener.bind_host(), listener.port))
+                .await
+                .map_err(bind_error)?;
+            let local_addr = socket.local_addr().map_err(bind_error)?;
+            info!(listener = %listener.name, %local_addr, "listening");
+            listeners.push(BoundListener {
+                name: listener.name.clone(),
+                socket,
+                local_addr,
+            });
+        }
+        let config = Arc::new(config);
+        let endpoints = advertised_endpoints(&config, &listeners);
+        let service = Arc::new(make_service(config.clone(), endpoints));
+        Ok(Self {
+            config,
+            listeners,
+            service,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Arc<BrokerConfig> {
+        &self.config
+    }
+
+    /// The bound address of each listener, by name, in `listeners` order.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.local_addr))
+            .collect()
+    }
+
+    /// The service behind the listeners.
+    pub fn service(&self) -> &Arc<S> {
+        &self.service
+    }
+
+    /// Serves every listener until `shutdown` is cancelled and every connection has
+    /// drained. Logs `weir broker ready on ADDR[,ADDR...]` once serving: the line
+    /// tests and scripts wait for.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
+        let limits = ConnectionLimits::from_config(&self.config);
+        // A child token so a failed listener can stop its siblings without cancelling
+        // the caller's token.
+        let stop = shutdown.child_token();
+        let mut serving = JoinSet::new();
+        let mut addrs = Vec::with_capacity(self.listeners.len());
+        for listener in self.listeners {
+            addrs.push(listener.local_addr.to_string());
+            let (service, limits, stop) = (self.service.clone(), limits.clone(), stop.clone());
+            serving.spawn(async move {
+                net::serve(listener.socket, &listener.name, service, limits, stop).await;
+            });
+        }
+        info!(node_id = %self.config.node_id, "weir broker ready on {}", addrs.join(","));
+        let mut failure = None;
+        while let Some(joined) = serving.join_next().await {
+            if let Err(join_error) = joined {
+                error!(error = %join_error, "listener failed; shutting down the broker");
+                stop.cancel();
+                failure.get_or_insert(join_error);
+            }
+        }
+        info!(node_id = %self.config.node_id, "weir broker stopped");
+        match failure {
+            Some(join_error) => Err(BrokerError::Listener(join_error)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What Metadata will hand to clients: `advertised.listeners` when set, otherwise
+/// each listener's bound IP and port. The bound IP, not the configured host name,
+/// because a client may resolve `localhost` to a different address family than the
+/// one we bound.
+fn advertised_endpoints(config: &BrokerConfig, listeners: &[BoundListener]) -> Vec<Endpoint> {
+    match &config.advertised_listeners {
+        Some(advertised) => advertised
+            .iter()
+            .map(|a| Endpoint {
+                listener: a.name.clone(),
+                host: a.host.clone(),
+                port: a.port,
+            })
+            .collect(),
+        None => listeners
+            .iter()
+            .map(|l| Endpoint {
+                listener: l.name.clone(),
+                host: l.local_addr.ip().to_string(),
+                port: l.local_addr.port(),
+            })
+            .collect(),
+    }
+}

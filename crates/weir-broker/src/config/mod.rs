@@ -1,0 +1,508 @@
+//! Broker configuration: Kafka's broker config names, Weir's defaults.
+//!
+//! [`BrokerConfig`] holds every broker-level setting Weir uses, each documented with
+//! its Kafka name, its default and why. Settings arrive in layers: the defaults,
+//! then a Kafka-style properties file ([`BrokerConfig::apply_file`]), then
+//! command-line overrides ([`BrokerConfig::set`]); [`BrokerConfig::validate`] checks
+//! the result as a whole. Names follow Kafka so a `server.properties` can be reused:
+//! keys Weir does not use are warnings ([`ConfigWarning`]), never errors, while a
+//! value Weir cannot use is an error that says what to write instead.
+
+mod listener;
+mod properties;
+
+use std::path::PathBuf;
+
+use weir_types::NodeId;
+
+pub use listener::{ListenerConfig, DEFAULT_LISTENER_NAME};
+pub use properties::{parse_properties, ConfigWarning, Setting};
+
+/// `log.retention.ms` / `log.roll.ms` default: 7 days, as in Kafka.
+const SEVEN_DAYS_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Smallest `log.segment.bytes`: far below any useful size, but it stops a typo like
+/// `log.segment.bytes=1` from rolling a segment per batch.
+pub const LOG_SEGMENT_BYTES_MIN: u64 = 1024;
+
+/// A configuration problem: unreadable file, bad value, or an inconsistent whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The properties file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A value that does not parse for its key.
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        /// The config key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+    /// A line of a properties file that cannot be read as `key=value`.
+    #[error("{reason}")]
+    Syntax {
+        /// What is wrong with the line.
+        reason: String,
+    },
+    /// A setting that parsed but cannot work, alone or with the others.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key to change.
+        key: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// Another error, located: `server.properties line 12` or `--override`.
+    #[error("{origin}: {error}")]
+    At {
+        /// Where the setting came from.
+        origin: String,
+        /// What is wrong with it.
+        error: Box<ConfigError>,
+    },
+}
+
+/// `compression.type`: the codec the broker stores batches in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Keep whatever codec the producer used (no recompression).
+    Producer,
+    /// Store uncompressed.
+    Uncompressed,
+    /// Recompress with gzip.
+    Gzip,
+    /// Recompress with snappy.
+    Snappy,
+    /// Recompress with lz4.
+    Lz4,
+    /// Recompress with zstd.
+    Zstd,
+}
+
+/// `log.cleanup.policy`: what happens to old segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Delete segments past retention (`delete`).
+    pub delete: bool,
+    /// Keep only the latest record per key (`compact`).
+    pub compact: bool,
+}
+
+/// Every broker-level setting Weir uses, under Kafka's names.
+///
+/// Durations carry their unit in the name (`_ms`); `Option` is Kafka's `-1`
+/// ("unlimited") or an unset value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// `node.id` (alias `broker.id`): this node's id in the cluster. Default: 1, so a
+    /// single node needs no configuration; a cluster gives each node its own.
+    pub node_id: NodeId,
+    /// `listeners`: where to accept clients. Default: `PLAINTEXT://127.0.0.1:9092`,
+    /// loopback rather than Kafka's all-interfaces, so a default start exposes
+    /// nothing to the network.
+    pub listeners: Vec<ListenerConfig>,
+    /// `advertised.listeners`: the addresses handed to clients in Metadata. Default:
+    /// unset, meaning each listener's bound address (the real port when listening on
+    /// port 0); required when a listener binds all interfaces, because 0.0.0.0 is
+    /// not an address a client can connect to.
+    pub advertised_listeners: Option<Vec<ListenerConfig>>,
+    /// `log.dirs` (alias `log.dir`): directories holding partition data; each is
+    /// locked by the running broker. Default: `./weir-data`, the interface
+    /// contract's embedded default.
+    pub log_dirs: Vec<PathBuf>,
+
+    /// `socket.request.max.bytes`: largest request frame; larger ones close the
+    /// connection. Default: 104857600 (100 MiB), Kafka's.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`: open client connections across all listeners; at the limit
+    /// new clients wait in the backlog. Default: 10000. Kafka's default is unlimited;
+    /// Weir bounds everything, and each connection costs buffers and a descriptor.
+    pub max_connections: usize,
+    /// `queued.max.requests.per.connection` (Weir's own): requests read from one
+    /// connection but not yet answered; at the limit the connection stops reading.
+    /// Default: 100, far above what clients pipeline (Kafka clients default to 5 in
+    /// flight) yet small enough to bound memory. Kafka's `queued.max.requests` is a
+    /// broker-wide queue Weir does not have.
+    pub queued_max_requests_per_connection: usize,
+    /// `connections.max.idle.ms`: close connections idle this long. Default: 600000
+    /// (10 minutes), Kafka's.
+    pub connections_max_idle_ms: u64,
+
+    /// `num.partitions`: partitions of an auto-created topic. Default: 1, Kafka's.
+    pub num_partitions: i32,
+    /// `default.replication.factor`: replicas of an auto-created topic. Default: 1,
+    /// Kafka's, so a single node can create topics.
+    pub default_replication_factor: i16,
+    /// `min.insync.replicas`: in-sync replicas an acks=all produce needs. Default: 1,
+    /// Kafka's.
+    pub min_insync_replicas: i32,
+    /// `auto.create.topics.enable`: Metadata and Produce create unknown topics.
+    /// Default: true, Kafka's; client test suites rely on it.
+    pub auto_create_topics_enable: bool,
+    /// `delete.topic.enable`: DeleteTopics is allowed. Default: true, Kafka's.
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes`: largest record batch accepted (MESSAGE_TOO_LARGE above).
+    /// Default: 1048588, Kafka's (1 MiB plus batch overhead).
+    pub message_max_bytes: usize,
+    /// `compression.type`: codec batches are stored in. Default: `producer` (keep the
+    /// producer's), Kafka's, and the only choice that stores batches verbatim.
+    pub compression_type: CompressionType,
+    /// `log.cleanup.policy`: delete or compact old data. Default: `delete`, Kafka's.
+    pub log_cleanup_policy: CleanupPolicy,
+
+    /// `log.segment.bytes`: roll to a new segment past this size. Default: 1073741824
+    /// (1 GiB), Kafka's. Minimum: [`LOG_SEGMENT_BYTES_MIN`]; maximum: `i32::MAX`, as
+    /// index entries hold 32-bit positions.
+    pub log_segment_bytes: u64,
+    /// `log.roll.ms` (or `log.roll.hours`): roll a segment this old even if not full,
+    /// so time retention can delete it. Default: 7 days, Kafka's.
+    pub log_roll_ms: u64,
+    /// `log.retention.ms` (or `.minutes`, `.hours`; ms wins, as in Kafka): delete
+    /// segments older than this; `None` (-1) keeps data forever. Default: 7 days.
+    pub log_retention_ms: Option<u64>,
+    /// `log.retention.bytes`: delete old segments beyond this size per partition;
+    /// `None` (-1) means no size limit. Default: -1, Kafka's.
+    pub log_retention_bytes: Option<u64>,
+    /// `log.retention.check.interval.ms`: how often retention runs. Default: 300000
+    /// (5 minutes), Kafka's.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.flush.interval.messages`: fsync after this many messages. Default: 1:
+    /// Weir acknowledges acks=all only after fsync, with group commit keeping that
+    /// cheap (Kafka's default, `i64::MAX`, leaves durability to replication alone).
+    pub log_flush_interval_messages: u64,
+    /// `log.flush.interval.ms`: also fsync data older than this. Default: unset (no
+    /// timer), as in Kafka; with the message default of 1 there is nothing to wait for.
+    pub log_flush_interval_ms: Option<u64>,
+    /// `log.index.size.max.bytes`: preallocated size of an offset or time index, which
+    /// also caps a segment's entries. Default: 10485760 (10 MiB), Kafka's.
+    pub log_index_size_max_bytes: u64,
+    /// `log.index.interval.bytes`: log bytes between index entries. Default: 4096,
+    /// Kafka's.
+    pub log_index_interval_bytes: u64,
+
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`; fixed once
+    /// the topic exists. Default: 50, Kafka's.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets`.
+    /// Default: 3, Kafka's; the coordinator is meant to cap it at the number of
+    /// registered brokers, so a single node still works.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.retention.minutes`: keep committed offsets of an empty group this
+    /// long. Default: 10080 (7 days), Kafka's.
+    pub offsets_retention_minutes: u64,
+    /// `group.initial.rebalance.delay.ms`: wait this long for more members before the
+    /// first rebalance of a new group. Default: 3000, Kafka's; clients' tests expect
+    /// a first join within seconds.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: smallest session timeout a member may ask for.
+    /// Default: 6000, Kafka's.
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`: largest session timeout a member may ask for.
+    /// Default: 1800000 (30 minutes), Kafka's.
+    pub group_max_session_timeout_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: NodeId(1),
+            listeners: vec![ListenerConfig {
+                name: DEFAULT_LISTENER_NAME.to_owned(),
+                host: "127.0.0.1".to_owned(),
+                port: 9092,
+            }],
+            advertised_listeners: None,
+            log_dirs: vec![PathBuf::from("./weir-data")],
+            socket_request_max_bytes: 104_857_600,
+            max_connections: 10_000,
+            queued_max_requests_per_connection: 100,
+            connections_max_idle_ms: 600_000,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            min_insync_replicas: 1,
+            auto_create_topics_enable: true,
+            delete_topic_enable: true,
+            message_max_bytes: 1_048_588,
+            compression_type: CompressionType::Producer,
+            log_cleanup_policy: CleanupPolicy {
+                delete: true,
+                compact: false,
+            },
+            log_segment_bytes: 1_073_741_824,
+            log_roll_ms: SEVEN_DAYS_MS,
+            log_retention_ms: Some(SEVEN_DAYS_MS),
+            log_retention_bytes: None,
+            log_retention_check_interval_ms: 300_000,
+            log_flush_interval_messages: 1,
+            log_flush_interval_ms: None,
+            log_index_size_max_bytes: 10_485_760,
+            log_index_interval_bytes: 4096,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            offsets_retention_minutes: 10_080,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+        }
+    }
+}
+
+/// Shorthand for a validation error.
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl BrokerConfig {
+    /// Checks the settings as a whole; the error names the key and what to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id.get() < 0 {
+            return Err(invalid(
+                "node.id",
+                format!("must be 0 or more (got {})", self.node_id),
+            ));
+        }
+        self.validate_listeners()?;
+        if self.log_dirs.is_empty() || self.log_dirs.iter().any(|d| d.as_os_str().is_empty()) {
+            return Err(invalid("log.dirs", "name at least one data directory"));
+        }
+        let at_least = |key: &'static str, value: i64, min: i64| {
+            if value < min {
+                Err(invalid(
+                    key,
+                    format!("must be at least {min} (got {value})"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("num.partitions", self.num_partitions.into(), 1)?;
+        at_least(
+            "default.replication.factor",
+            self.default_replication_factor.into(),
+            1,
+        )?;
+        at_least("min.insync.replicas", self.min_insync_replicas.into(), 1)?;
+        at_least(
+            "offsets.topic.num.partitions",
+            self.offsets_topic_num_partitions.into(),
+            1,
+        )?;
+        at_least(
+            "offsets.topic.replication.factor",
+            self.offsets_topic_replication_factor.into(),
+            1,
+        )?;
+        let frame_max = usize::try_from(i32::MAX).unwrap_or(usize::MAX);
+        if self.socket_request_max_bytes == 0 || self.socket_request_max_bytes > frame_max {
+            return Err(invalid(
+                "socket.request.max.bytes",
+                format!("must be from 1 to {frame_max}, the largest size a frame can carry"),
+            ));
+        }
+        if self.message_max_bytes > self.socket_request_max_bytes {
+            return Err(invalid(
+                "message.max.bytes",
+                format!(
+                    "{} exceeds socket.request.max.bytes ({}), so such a batch could never \
+                     arrive; raise socket.request.max.bytes or lower message.max.bytes",
+                    self.message_max_bytes, self.socket_request_max_bytes
+                ),
+            ));
+        }
+        let positive = |key: &'static str, value: u64| {
+            if value == 0 {
+                Err(invalid(key, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("max.connections", self.max_connections as u64)?;
+        positive(
+            "queued.max.requests.per.connection",
+            self.queued_max_requests_per_connection as u64,
+        )?;
+        positive("connections.max.idle.ms", self.connections_max_idle_ms)?;
+        positive("log.roll.ms", self.log_roll_ms)?;
+        positive(
+            "log.retention.check.interval.ms",
+            self.log_retention_check_interval_ms,
+        )?;
+        positive(
+            "log.flush.interval.messages",
+            self.log_flush_interval_messages,
+        )?;
+        if let Some(ms) = self.log_flush_interval_ms {
+            positive("log.flush.interval.ms", ms)?;
+        }
+        if self.log_segment_bytes < LOG_SEGMENT_BYTES_MIN
+            || self.log_segment_bytes > i32::MAX as u64
+        {
+            return Err(invalid(
+                "log.segment.bytes",
+                format!(
+                    "must be from {LOG_SEGMENT_BYTES_MIN} to {} (got {})",
+                    i32::MAX,
+                    self.log_segment_bytes
+                ),
+            ));
+        }
+        if self.log_index_size_max_bytes < 4 {
+            return Err(invalid("log.index.size.max.bytes", "must be at least 4"));
+        }
+        if !self.log_cleanup_policy.delete && !self.log_cleanup_policy.compact {
+            return Err(invalid(
+                "log.cleanup.policy",
+                "name delete, compact, or both",
+            ));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                format!(
+                    "{} is above group.max.session.timeout.ms ({}); no session timeout \
+                     could satisfy both",
+                    self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listener checks of [`validate`](Self::validate).
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        if self.listeners.is_empty() {
+            return Err(invalid(
+                "listeners",
+                "name at least one, e.g. PLAINTEXT://127.0.0.1:9092",
+            ));
+        }
+        for (i, listener) in self.listeners.iter().enumerate() {
+            if matches!(
+                listener.name.as_str(),
+                "SSL" | "SASL_SSL" | "SASL_PLAINTEXT"
+            ) {
+                return Err(invalid(
+                    "listeners",
+                    format!("{listener}: Weir serves plaintext only so far; use PLAINTEXT"),
+                ));
+            }
+            if self.listeners[..i].iter().any(|l| l.name == listener.name) {
+                return Err(invalid(
+                    "listeners",
+                    format!(
+                        "the name {} is used twice; give each listener its own",
+                        listener.name
+                    ),
+                ));
+            }
+        }
+        match &self.advertised_listeners {
+            Some(advertised) => {
+                for entry in advertised {
+                    if !self.listeners.iter().any(|l| l.name == entry.name) {
+                        return Err(invalid(
+                            "advertised.listeners",
+                            format!("{entry} names no listener in listeners"),
+                        ));
+                    }
+                    if entry.is_wildcard() || entry.port == 0 {
+                        return Err(invalid(
+                            "advertised.listeners",
+                            format!("{entry} is not an address a client can connect to"),
+                        ));
+                    }
+                }
+            }
+            None => {
+                if let Some(wild) = self.listeners.iter().find(|l| l.is_wildcard()) {
+                    return Err(invalid(
+                        "advertised.listeners",
+                        format!(
+                            "listener {wild} binds every interface, so clients need to be told \
+                             a reachable address: set advertised.listeners (or --advertise \
+                             HOST:PORT)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(BrokerConfig::default().validate().is_ok());
+    }
+
+    fn error_of(change: impl FnOnce(&mut BrokerConfig)) -> String {
+        let mut config = BrokerConfig::default();
+        change(&mut config);
+        match config.validate() {
+            Ok(()) => String::from("valid"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let e = error_of(|c| c.num_partitions = 0);
+        assert!(e.starts_with("num.partitions: must be at least 1"), "{e}");
+        let e = error_of(|c| c.message_max_bytes = c.socket_request_max_bytes + 1);
+        assert!(e.contains("raise socket.request.max.bytes"), "{e}");
+        let e = error_of(|c| c.group_min_session_timeout_ms = c.group_max_session_timeout_ms + 1);
+        assert!(e.starts_with("group.min.session.timeout.ms"), "{e}");
+        let e = error_of(|c| c.log_segment_bytes = 10);
+        assert!(e.starts_with("log.segment.bytes"), "{e}");
+        let e = error_of(|c| c.max_connections = 0);
+        assert!(e.starts_with("max.connections"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_listener_needs_an_advertised_address() {
+        let e = error_of(|c| c.listeners[0].host = "0.0.0.0".into());
+        assert!(e.contains("--advertise"), "{e}");
+        let ok = error_of(|c| {
+            c.listeners[0].host = "0.0.0.0".into();
+            c.advertised_listeners = Some(vec![ListenerConfig {
+                name: DEFAULT_LISTENER_NAME.into(),
+                host: "broker1.example".into(),
+                port: 9092,
+            }]);
+        });
+        assert_eq!(ok, "valid");
+    }
+
+    #[test]
+    fn advertised_names_must_match_listeners() {
+        let e = error_of(|c| {
+            c.advertised_listeners = Some(vec![ListenerConfig {
+                name: "OTHER".into(),
+                host: "h".into(),
+                port: 1,
+            }]);
+        });
+        assert!(e.contains("names no listener"), "{e}");
+    }
+
+    #[test]
+    fn tls_listeners_are_refused_for_now() {
+        let e = error_of(|c| c.listeners[0].name = "SSL".into());
+        assert!(e.contains("plaintext only"), "{e}");
+    }
+}
