@@ -1,1 +1,71 @@
-fn main() {}
+//! `weir`: the Weir broker and its command-line tools, in one binary.
+//!
+//! This is the composition root: it turns command-line arguments, config files and
+//! signals into calls on the library crates, and is the only crate that names them
+//! all. Each subcommand lives in its own file under `cmd/`; logging goes to stderr
+//! through `tracing`, filtered by `RUST_LOG` (default `info`).
+
+mod cmd;
+mod data_dir;
+mod shutdown;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+/// Weir: a Kafka-compatible streaming broker.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker (a single-node cluster with no arguments).
+    Server(cmd::server::ServerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => cmd::server::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole cause chain on one line.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, so stdout stays free for tools that print data (consume, ...).
+/// Colours only on a terminal, so logs piped to files or tests stay plain text.
+fn init_tracing() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -38,7 +38,10 @@ pub async fn serve<S: Service>(
     shutdown: CancellationToken,
 ) {
     let name: Arc<str> = Arc::from(name);
-    let local = listener.local_addr().ok();
+    let local = listener
+        .local_addr()
+        .map(|addr| addr.to_string())
+        .unwrap_or_default();
     let tracker = TaskTracker::new();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
@@ -99,7 +102,7 @@ pub async fn serve<S: Service>(
     tracker.close();
     info!(
         listener = %name,
-        addr = ?local,
+        addr = %local,
         tasks = tracker.len(),
         "listener closed; waiting for connections and requests to finish"
     );

@@ -1,0 +1,70 @@
+//! SIGTERM and SIGINT as a clean shutdown.
+
+use std::io;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Exit code for a second signal: the conventional 128 + SIGINT.
+const FORCED_EXIT_CODE: i32 = 130;
+
+/// Cancels `token` on the first SIGTERM or SIGINT (Ctrl-C), and exits at once on
+/// the second, for when a drain hangs.
+///
+/// Handlers are installed before this returns, so a signal that arrives any time
+/// after (say, right after the ready line) is a clean shutdown rather than the
+/// default kill.
+pub(crate) fn cancel_on_signal(token: CancellationToken) -> io::Result<()> {
+    let mut signals = Signals::install()?;
+    tokio::spawn(async move {
+        let name = signals.next().await;
+        info!("{name} received; shutting down (send it again to exit at once)");
+        token.cancel();
+        let name = signals.next().await;
+        warn!("{name} received again; exiting without waiting for connections to drain");
+        std::process::exit(FORCED_EXIT_CODE);
+    });
+    Ok(())
+}
+
+#[cfg(unix)]
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn next(&mut self) -> &'static str {
+        // If Ctrl-C cannot be watched, never report one rather than shut down.
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
