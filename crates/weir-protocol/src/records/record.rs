@@ -324,9 +324,14 @@ impl Records {
         if c.pos != end {
             return Err(c.malformed("record length disagrees with its fields"));
         }
-        let headers = Headers {
-            buf: self.buf.slice(headers_start..end),
-            count: header_count,
+        // Most records have no headers; skip the reference-count bump for them.
+        let headers = if header_count == 0 {
+            Headers::default()
+        } else {
+            Headers {
+                buf: self.buf.slice(headers_start..end),
+                count: header_count,
+            }
         };
         self.pos = end;
         // Kafka adds with wrapping long arithmetic; do the same rather than reject.

@@ -1,0 +1,100 @@
+//! The Produce hot path: what validating a client's batch costs next to the CRC
+//! alone, and what walking its records costs when a handler has to.
+//!
+//! The batch is 16 KiB of 1 KiB records, the shape of a typical producer batch
+//! (`batch.size` defaults to 16 KiB).
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+use weir_protocol::records::{BatchBuilder, BatchView, Batches, Compression};
+
+/// A batch of 1 KiB records, about 16 KiB in all.
+fn batch(codec: Compression) -> Bytes {
+    let mut b = BatchBuilder::new().compression(codec).producer(1, 0, 0);
+    let value: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for i in 0..16 {
+        let key = format!("key-{i:04}");
+        b.append(
+            1_700_000_000_000 + i,
+            Some(key.as_bytes()),
+            Some(&value),
+            &[],
+        )
+        .expect("append");
+    }
+    b.build().expect("build")
+}
+
+fn validate(c: &mut Criterion) {
+    let buf = batch(Compression::None);
+    let mut g = c.benchmark_group("validate_16k");
+    g.throughput(Throughput::Bytes(buf.len() as u64));
+    g.bench_function("batch_view_parse", |b| {
+        b.iter(|| BatchView::parse(black_box(buf.clone())).expect("valid"))
+    });
+    g.bench_function("raw_crc32c", |b| {
+        b.iter(|| crc32c::crc32c(black_box(&buf[21..])))
+    });
+    g.bench_function("parse_and_assign_shared", |b| {
+        b.iter(|| {
+            let mut v = BatchView::parse(black_box(buf.clone())).expect("valid");
+            v.assign(1000, 3);
+            v
+        })
+    });
+    g.bench_function("parse_and_assign_unique", |b| {
+        b.iter_batched(
+            || Bytes::from(buf.to_vec()),
+            |owned| {
+                let mut v = BatchView::parse(owned).expect("valid");
+                v.assign(1000, 3);
+                v
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn walk(c: &mut Criterion) {
+    let mut g = c.benchmark_group("walk_16k");
+    for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let v = BatchView::parse(batch(codec)).expect("valid");
+        g.throughput(Throughput::Bytes(
+            v.uncompressed_records(1 << 20).expect("ok").len() as u64,
+        ));
+        g.bench_function(format!("{codec:?}").to_lowercase(), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for r in black_box(&v).records(1 << 20).expect("records") {
+                    n += r.expect("record").value.map_or(0, |v| v.len());
+                }
+                n
+            })
+        });
+    }
+    g.finish();
+}
+
+fn split(c: &mut Criterion) {
+    let one = batch(Compression::None);
+    let mut all = BytesMut::new();
+    for _ in 0..64 {
+        all.extend_from_slice(&one);
+    }
+    let all = all.freeze();
+    let mut g = c.benchmark_group("split_1m");
+    g.throughput(Throughput::Bytes(all.len() as u64));
+    g.bench_function("batches_64x16k", |b| {
+        b.iter(|| {
+            Batches::new(black_box(all.clone()))
+                .map(|r| r.expect("valid"))
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, validate, walk, split);
+criterion_main!(benches);
