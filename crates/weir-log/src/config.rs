@@ -363,24 +363,24 @@ impl LogConfig {
                 self.min_insync_replicas = i32::try_from(v)
                     .map_err(|_| invalid(name, format!("{v} does not fit a 32-bit int")))?;
             }
-            "compression.type" => self.compression_type = match value
-                .trim()
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "producer" => CompressionType::Producer,
-                "uncompressed" => CompressionType::Uncompressed,
-                "gzip" => CompressionType::Gzip,
-                "snappy" => CompressionType::Snappy,
-                "lz4" => CompressionType::Lz4,
-                "zstd" => CompressionType::Zstd,
-                _ => return Err(invalid(
-                    name,
-                    format!(
+            "compression.type" => {
+                self.compression_type = match value.trim().to_ascii_lowercase().as_str() {
+                    "producer" => CompressionType::Producer,
+                    "uncompressed" => CompressionType::Uncompressed,
+                    "gzip" => CompressionType::Gzip,
+                    "snappy" => CompressionType::Snappy,
+                    "lz4" => CompressionType::Lz4,
+                    "zstd" => CompressionType::Zstd,
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            format!(
                         "{value:?} is not one of producer, uncompressed, gzip, snappy, lz4, zstd"
                     ),
-                )),
-            },
+                        ))
+                    }
+                }
+            }
             "delete.retention.ms" => self.delete_retention_ms = parse_min(name, value, 0)?,
             "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_min(name, value, 0)?,
             "max.compaction.lag.ms" => self.max_compaction_lag_ms = parse_min(name, value, 1)?,

@@ -31,6 +31,8 @@ pub mod error;
 pub mod flush;
 mod index;
 mod log;
+#[cfg(test)]
+mod log_tests;
 pub mod producer_state;
 mod read;
 mod recovery;
