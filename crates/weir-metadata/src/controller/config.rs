@@ -1,0 +1,145 @@
+//! The controller's settings and the topic config validator it consults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use weir_types::NodeId;
+
+use crate::error::{MetadataError, Result};
+use crate::image::Endpoint;
+
+/// Checks topic config overrides. The controller knows config *names* only as
+/// strings; what is valid (names, value syntax, ranges, combinations) belongs to the
+/// log's `LogConfig`, which the composition root plugs in here.
+pub trait TopicConfigValidator: Send + Sync + 'static {
+    /// Checks a topic's complete set of overrides (what the topic would have after
+    /// the change); the error says what is wrong and becomes INVALID_CONFIG.
+    fn validate(&self, configs: &BTreeMap<String, String>) -> Result<(), String>;
+
+    /// Whether `name` is a list config (IncrementalAlterConfigs APPEND/SUBTRACT apply).
+    fn is_list(&self, name: &str) -> bool {
+        matches!(
+            name,
+            "cleanup.policy"
+                | "leader.replication.throttled.replicas"
+                | "follower.replication.throttled.replicas"
+        )
+    }
+
+    /// The topic-level default of `name`, which APPEND and SUBTRACT start from when
+    /// the topic has no override (Kafka: `cleanup.policy` is "delete").
+    fn default_value(&self, name: &str) -> Option<String> {
+        (name == "cleanup.policy").then(|| "delete".to_string())
+    }
+}
+
+/// A validator made of a per-setting check, `Fn(name, value) -> Result<(), reason>`.
+pub struct PairValidator<F>(pub F);
+
+impl<F> TopicConfigValidator for PairValidator<F>
+where
+    F: Fn(&str, &str) -> Result<(), String> + Send + Sync + 'static,
+{
+    fn validate(&self, configs: &BTreeMap<String, String>) -> Result<(), String> {
+        configs.iter().try_for_each(|(k, v)| (self.0)(k, v))
+    }
+}
+
+/// Accepts every config (tests, and until the log's validator is plugged in).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AcceptAllConfigs;
+
+impl TopicConfigValidator for AcceptAllConfigs {
+    fn validate(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The controller's settings, under Kafka's broker config names where one exists.
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// This node's id (`node.id`); the broker registered at startup. Default: 1.
+    pub node_id: NodeId,
+    /// Partitions of a topic created without a count (`num.partitions`).
+    /// Default: 1. Minimum: 1.
+    pub num_partitions: i32,
+    /// Replication factor of a topic created without one
+    /// (`default.replication.factor`). Default: 1. Minimum: 1.
+    pub default_replication_factor: i16,
+    /// Whether DeleteTopics may delete (`delete.topic.enable`). Default: true.
+    pub delete_topic_enable: bool,
+    /// The local broker's advertised listeners, registered at startup (none: the
+    /// broker registers later with `Controller::register_broker`).
+    pub listeners: Vec<Endpoint>,
+    /// The local broker's rack (`broker.rack`). Default: none.
+    pub rack: Option<String>,
+    /// Checks topic config overrides. Default: accept everything.
+    pub validator: Arc<dyn TopicConfigValidator>,
+    /// Requests waiting for the controller before callers wait to enqueue.
+    /// Default: 1024. Minimum: 1.
+    pub queue_capacity: usize,
+    /// Seed of the id generator (topic ids, incarnation ids), for reproducible
+    /// tests; `None` seeds from the OS. Default: none.
+    pub id_seed: Option<u64>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            node_id: NodeId(1),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            delete_topic_enable: true,
+            listeners: Vec::new(),
+            rack: None,
+            validator: Arc::new(AcceptAllConfigs),
+            queue_capacity: 1024,
+            id_seed: None,
+        }
+    }
+}
+
+impl fmt::Debug for ControllerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControllerConfig")
+            .field("node_id", &self.node_id)
+            .field("num_partitions", &self.num_partitions)
+            .field(
+                "default_replication_factor",
+                &self.default_replication_factor,
+            )
+            .field("delete_topic_enable", &self.delete_topic_enable)
+            .field("listeners", &self.listeners)
+            .field("rack", &self.rack)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("id_seed", &self.id_seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControllerConfig {
+    /// Checks the settings and says which one is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(MetadataError::Config(m));
+        if self.node_id.get() < 0 {
+            return bad(format!("node.id {} must be >= 0", self.node_id));
+        }
+        if self.num_partitions < 1 {
+            return bad(format!(
+                "num.partitions {} must be >= 1",
+                self.num_partitions
+            ));
+        }
+        if self.default_replication_factor < 1 {
+            return bad(format!(
+                "default.replication.factor {} must be >= 1",
+                self.default_replication_factor
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return bad("queue_capacity must be >= 1".into());
+        }
+        Ok(())
+    }
+}
