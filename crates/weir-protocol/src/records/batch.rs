@@ -24,8 +24,9 @@
 //! that index a file without reading whole batches. [`BatchView::parse`] checks a whole
 //! batch, CRC included, and is what Produce and log recovery use.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
+use super::attributes::{Attributes, TimestampType};
 use super::compression::Compression;
 use super::error::RecordsError;
 use super::record::MIN_RECORD_LEN;
@@ -79,100 +80,21 @@ pub mod field {
     pub const RECORD_COUNT: usize = 57;
 }
 
-/// What a batch's timestamps mean (attributes bit 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TimestampType {
-    /// Set by the producer (the record timestamps are meaningful).
-    #[default]
-    CreateTime,
-    /// Set by the broker on append: every record's timestamp is the batch maxTimestamp.
-    LogAppendTime,
-}
-
-/// The attributes bit field of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Attributes(pub i16);
-
-impl Attributes {
-    const COMPRESSION_MASK: i16 = 0x07;
-    const TIMESTAMP_TYPE: i16 = 0x08;
-    const TRANSACTIONAL: i16 = 0x10;
-    const CONTROL: i16 = 0x20;
-    const DELETE_HORIZON: i16 = 0x40;
-
-    /// Attributes with the given flags set.
-    pub fn new(
-        compression: Compression,
-        timestamp_type: TimestampType,
-        transactional: bool,
-        control: bool,
-    ) -> Self {
-        let mut v = i16::from(compression.id());
-        if timestamp_type == TimestampType::LogAppendTime {
-            v |= Self::TIMESTAMP_TYPE;
-        }
-        if transactional {
-            v |= Self::TRANSACTIONAL;
-        }
-        if control {
-            v |= Self::CONTROL;
-        }
-        Attributes(v)
-    }
-
-    /// The codec of the records section; ids 5-7 are an error.
-    pub fn compression(self) -> Result<Compression, RecordsError> {
-        Compression::from_id((self.0 & Self::COMPRESSION_MASK) as u8)
-    }
-
-    /// What the timestamps mean.
-    pub fn timestamp_type(self) -> TimestampType {
-        if self.0 & Self::TIMESTAMP_TYPE != 0 {
-            TimestampType::LogAppendTime
-        } else {
-            TimestampType::CreateTime
-        }
-    }
-
-    /// Part of a transaction (consumers with read_committed filter by the markers).
-    pub fn is_transactional(self) -> bool {
-        self.0 & Self::TRANSACTIONAL != 0
-    }
-
-    /// Holds control records (transaction markers), never shown to applications.
-    pub fn is_control(self) -> bool {
-        self.0 & Self::CONTROL != 0
-    }
-
-    /// The cleaner set baseTimestamp to the delete horizon of tombstones (KIP-534).
-    pub fn has_delete_horizon(self) -> bool {
-        self.0 & Self::DELETE_HORIZON != 0
-    }
-
-    /// These attributes with the timestamp type replaced.
-    pub fn with_timestamp_type(self, t: TimestampType) -> Self {
-        match t {
-            TimestampType::CreateTime => Attributes(self.0 & !Self::TIMESTAMP_TYPE),
-            TimestampType::LogAppendTime => Attributes(self.0 | Self::TIMESTAMP_TYPE),
-        }
-    }
-}
-
 /// The 61-byte header of a batch, structurally checked.
 ///
 /// Only [`BatchHeader::parse`] makes one, so a value always has magic 2, a known
 /// codec, batchLength >= 49 and a record count its offset range can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
-    base_offset: i64,
+    pub(super) base_offset: i64,
     batch_length: i32,
-    partition_leader_epoch: i32,
+    pub(super) partition_leader_epoch: i32,
     magic: i8,
-    crc: u32,
-    attributes: Attributes,
+    pub(super) crc: u32,
+    pub(super) attributes: Attributes,
     last_offset_delta: i32,
     base_timestamp: i64,
-    max_timestamp: i64,
+    pub(super) max_timestamp: i64,
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
@@ -378,9 +300,9 @@ impl BatchHeader {
 /// bytes. The records are not parsed until [`BatchView::records`] walks them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchView {
-    header: BatchHeader,
+    pub(super) header: BatchHeader,
     /// Exactly `header.total_len()` bytes.
-    buf: Bytes,
+    pub(super) buf: Bytes,
 }
 
 macro_rules! forward {
@@ -493,138 +415,6 @@ impl BatchView {
         /// The sequence of the last record.
         last_sequence -> i32;
     }
-
-    /// Kafka's LogValidator rules for a batch a producer sends (Produce, origin
-    /// client): at least one record, recordCount == lastOffsetDelta + 1 (a producer
-    /// never leaves gaps; only the cleaner does), no control batches (only the
-    /// transaction coordinator writes markers), and a sequence when there is a
-    /// producer id.
-    pub fn validate_client_append(&self) -> Result<(), RecordsError> {
-        let h = &self.header;
-        if h.record_count == 0 {
-            return Err(RecordsError::InvalidClientBatch("batch has no records"));
-        }
-        if i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1 {
-            return Err(RecordsError::InvalidClientBatch(
-                "recordCount is not lastOffsetDelta + 1",
-            ));
-        }
-        if h.is_control() {
-            return Err(RecordsError::InvalidClientBatch(
-                "clients may not write control batches",
-            ));
-        }
-        if h.has_producer_id() && h.base_sequence < 0 {
-            return Err(RecordsError::InvalidClientBatch(
-                "producer id set without a base sequence",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Sets baseOffset and partitionLeaderEpoch, as the leader does on append. They
-    /// are outside the CRC, so nothing else changes. The bytes are patched in place
-    /// when this view is their only owner; otherwise (a batch still shared with its
-    /// request frame) they are copied once. To avoid that copy when writing, use
-    /// [`BatchView::patched_prefix`] with [`BatchView::after_prefix`] in a vectored
-    /// write instead.
-    pub fn assign(&mut self, base_offset: i64, partition_leader_epoch: i32) {
-        let prefix = self.patched_prefix(base_offset, partition_leader_epoch);
-        self.modify(|bytes| {
-            if let Some(dst) = bytes.get_mut(..PATCH_PREFIX_LEN) {
-                dst.copy_from_slice(&prefix);
-            }
-        });
-        self.header.base_offset = base_offset;
-        self.header.partition_leader_epoch = partition_leader_epoch;
-    }
-
-    /// Sets baseOffset only (see [`BatchView::assign`]).
-    pub fn set_base_offset(&mut self, base_offset: i64) {
-        self.assign(base_offset, self.header.partition_leader_epoch);
-    }
-
-    /// Sets partitionLeaderEpoch only (see [`BatchView::assign`]).
-    pub fn set_partition_leader_epoch(&mut self, partition_leader_epoch: i32) {
-        self.assign(self.header.base_offset, partition_leader_epoch);
-    }
-
-    /// The first [`PATCH_PREFIX_LEN`] bytes of the batch (baseOffset, batchLength,
-    /// partitionLeaderEpoch) as they would be after [`BatchView::assign`]. Writing
-    /// this followed by [`BatchView::after_prefix`] stores the patched batch without
-    /// copying its body.
-    pub fn patched_prefix(
-        &self,
-        base_offset: i64,
-        partition_leader_epoch: i32,
-    ) -> [u8; PATCH_PREFIX_LEN] {
-        let mut out = [0u8; PATCH_PREFIX_LEN];
-        let mut w = &mut out[..];
-        bytes::BufMut::put_i64(&mut w, base_offset);
-        bytes::BufMut::put_i32(&mut w, self.header.batch_length);
-        bytes::BufMut::put_i32(&mut w, partition_leader_epoch);
-        out
-    }
-
-    /// The batch after the first [`PATCH_PREFIX_LEN`] bytes (magic onwards).
-    pub fn after_prefix(&self) -> Bytes {
-        self.buf.slice(PATCH_PREFIX_LEN..)
-    }
-
-    /// Marks the batch LogAppendTime with `append_time_ms` as maxTimestamp and
-    /// recomputes the CRC, as a leader does for a topic with
-    /// `message.timestamp.type=LogAppendTime` (records then all read as that time).
-    pub fn set_log_append_time(&mut self, append_time_ms: i64) {
-        let attributes = self
-            .header
-            .attributes
-            .with_timestamp_type(TimestampType::LogAppendTime);
-        let mut crc = 0;
-        self.modify(|bytes| {
-            if let Some(dst) = bytes.get_mut(field::ATTRIBUTES..field::ATTRIBUTES + 2) {
-                dst.copy_from_slice(&attributes.0.to_be_bytes());
-            }
-            if let Some(dst) = bytes.get_mut(field::MAX_TIMESTAMP..field::MAX_TIMESTAMP + 8) {
-                dst.copy_from_slice(&append_time_ms.to_be_bytes());
-            }
-            crc = crc32c::crc32c(bytes.get(field::ATTRIBUTES..).unwrap_or_default());
-            if let Some(dst) = bytes.get_mut(field::CRC..field::CRC + 4) {
-                dst.copy_from_slice(&crc.to_be_bytes());
-            }
-        });
-        self.header.attributes = attributes;
-        self.header.max_timestamp = append_time_ms;
-        self.header.crc = crc;
-    }
-
-    /// Applies `f` to the batch bytes, in place when this view owns them alone.
-    fn modify(&mut self, f: impl FnOnce(&mut [u8])) {
-        let buf = std::mem::take(&mut self.buf);
-        let mut owned = match buf.try_into_mut() {
-            Ok(unique) => unique,
-            Err(shared) => BytesMut::from(&shared[..]),
-        };
-        f(&mut owned);
-        self.buf = owned.freeze();
-    }
-}
-
-/// Bytes at the start of a batch that [`BatchView::assign`] may change.
-pub const PATCH_PREFIX_LEN: usize = 16;
-
-/// Patches baseOffset and partitionLeaderEpoch of the batch at the start of `batch`
-/// in place, for callers that hold the bytes mutably (a buffer read from disk).
-/// Returns false, changing nothing, if `batch` is shorter than the header prefix.
-pub fn patch_in_place(batch: &mut [u8], base_offset: i64, partition_leader_epoch: i32) -> bool {
-    let Some(prefix) = batch.get_mut(..PATCH_PREFIX_LEN) else {
-        return false;
-    };
-    let (offset, rest) = prefix.split_at_mut(8);
-    offset.copy_from_slice(&base_offset.to_be_bytes());
-    if let Some(epoch) = rest.get_mut(4..8) {
-        epoch.copy_from_slice(&partition_leader_epoch.to_be_bytes());
-    }
-    true
 }
 
 /// Rebases a header-only error found at the start of a sub-slice to `position`.

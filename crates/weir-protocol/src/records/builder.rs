@@ -9,9 +9,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::attributes::{Attributes, TimestampType};
 use super::batch::{
-    field, Attributes, TimestampType, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2,
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    field, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID, NO_SEQUENCE,
 };
 use super::compression::{self, Compression};
 use super::error::RecordsError;

@@ -17,23 +17,26 @@
 //! - [`control`]: transaction markers (control records).
 //! - [`RecordsError`]: every way a batch can be malformed, as a value.
 
+mod attributes;
 mod batch;
 mod batches;
 mod builder;
 pub mod compression;
 pub mod control;
 mod error;
+mod patch;
 mod record;
 
+pub use attributes::{Attributes, TimestampType};
 pub use batch::{
-    field, patch_in_place, Attributes, BatchHeader, BatchView, TimestampType, HEADER_LEN,
-    LOG_OVERHEAD, MAGIC_V2, MIN_BATCH_LENGTH, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, PATCH_PREFIX_LEN,
+    field, BatchHeader, BatchView, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, MIN_BATCH_LENGTH,
+    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP,
 };
 pub use batches::Batches;
 pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::RecordsError;
+pub use patch::{patch_in_place, PATCH_PREFIX_LEN};
 pub use record::{Header, Headers, HeadersIter, Record, RecordBase, Records, MIN_RECORD_LEN};
 
 #[cfg(test)]

@@ -22,7 +22,8 @@
 
 use bytes::Bytes;
 
-use super::batch::{BatchHeader, BatchView, TimestampType};
+use super::attributes::TimestampType;
+use super::batch::{BatchHeader, BatchView};
 use super::compression::{self, Compression};
 use super::error::RecordsError;
 use crate::wire::varint;
