@@ -1,0 +1,623 @@
+//! The sender task: drains ready batches into Produce requests and settles their
+//! outcomes.
+//!
+//! One task per producer runs [`Sender::run`]: a loop that (1) handles finished
+//! work (responses, connections, metadata refreshes, InitProducerId), (2) expires
+//! batches past `delivery.timeout.ms`, (3) obtains a producer id or an epoch bump
+//! when idempotence needs one, and (4) groups ready partitions by leader and queues
+//! one Produce request per broker with room in its in-flight window. Requests are
+//! queued on the connection synchronously, so their order on the wire is the order
+//! here; their responses are awaited in small spawned tasks that report back
+//! through a channel, which keeps every piece of state in this one task.
+//!
+//! Ordering rules (idempotent producer): a batch that already has a sequence (a
+//! retry) is sent only when nothing else of its partition is in flight, and nothing
+//! is sent while an epoch bump is pending; the bump itself waits until no request
+//! is in flight.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use weir_protocol::messages::init_producer_id::InitProducerIdRequest;
+use weir_protocol::messages::produce::{
+    PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
+};
+use weir_types::{ErrorCode, NodeId};
+
+use super::batch::ProducerBatch;
+use super::config::Acks;
+use super::idempotence::{Decision, Idempotence, ProducerIdentity};
+use super::Shared;
+use crate::cluster::{Cluster, TopicPartition};
+use crate::error::{code_needs_metadata_refresh, Error, Result};
+use crate::util::backoff;
+
+/// Work that finished outside the sender loop.
+enum Event {
+    Produced {
+        node: NodeId,
+        batches: Vec<ProducerBatch>,
+        result: Result<ProduceResponse>,
+    },
+    Connected {
+        node: NodeId,
+        result: Result<()>,
+    },
+    Refreshed,
+    ProducerId(Result<ProducerIdentity>),
+}
+
+/// The longest the loop sleeps while batches are waiting (a safety net for
+/// conditions no event announces, such as a delivery timeout passing).
+const MAX_IDLE_WITH_WORK: Duration = Duration::from_millis(100);
+
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    /// `None` when the producer is not idempotent.
+    idem: Option<Idempotence>,
+    in_flight_nodes: HashMap<NodeId, usize>,
+    in_flight_partitions: HashMap<TopicPartition, usize>,
+    in_flight_total: usize,
+    connecting: HashSet<NodeId>,
+    /// Brokers not to dial again before the instant (failed connects).
+    node_backoff: HashMap<NodeId, (u32, Instant)>,
+    refreshing: bool,
+    pid_running: bool,
+    pid_attempts: u32,
+    pid_retry_at: Option<Instant>,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>) -> Sender {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Sender {
+            cluster: shared.cluster.clone(),
+            idem: shared.config.idempotent().then(Idempotence::default),
+            shared,
+            in_flight_nodes: HashMap::new(),
+            in_flight_partitions: HashMap::new(),
+            in_flight_total: 0,
+            connecting: HashSet::new(),
+            node_backoff: HashMap::new(),
+            refreshing: false,
+            pid_running: false,
+            pid_attempts: 0,
+            pid_retry_at: None,
+            tx,
+            rx,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            while let Ok(ev) = self.rx.try_recv() {
+                self.handle(ev);
+            }
+            let now = Instant::now();
+            self.expire(now);
+            let mut next = self.maybe_refresh(now);
+            next = earliest(next, self.maybe_init_producer_id(now));
+            next = earliest(next, self.send_ready(now));
+            let (closing, idle) = {
+                let s = self.shared.state();
+                (s.closing, s.acc.is_idle())
+            };
+            if closing && idle && self.in_flight_total == 0 {
+                break;
+            }
+            if !idle {
+                next = earliest(next, Some(now + MAX_IDLE_WITH_WORK));
+            }
+            let sleep = tokio::time::sleep_until(next.unwrap_or(now + Duration::from_secs(3600)));
+            tokio::select! {
+                ev = self.rx.recv() => {
+                    if let Some(ev) = ev {
+                        self.handle(ev);
+                    }
+                }
+                _ = self.shared.wake.notified() => {}
+                _ = sleep => {}
+            }
+        }
+        self.shared.stopped.send_replace(true);
+        self.shared.progress.notify_waiters();
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Produced {
+                node,
+                batches,
+                result,
+            } => self.on_produced(node, batches, result),
+            Event::Connected { node, result } => {
+                self.connecting.remove(&node);
+                match result {
+                    Ok(()) => {
+                        self.node_backoff.remove(&node);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%node, error = %e, "producer: cannot connect");
+                        let c = self.cluster.config();
+                        let attempts = self.node_backoff.get(&node).map_or(0, |b| b.0);
+                        let wait = backoff(c.retry_backoff, c.retry_backoff_max, attempts);
+                        self.node_backoff
+                            .insert(node, (attempts + 1, Instant::now() + wait));
+                        self.cluster.request_refresh();
+                    }
+                }
+            }
+            Event::Refreshed => self.refreshing = false,
+            Event::ProducerId(result) => self.on_producer_id(result),
+        }
+    }
+
+    /// Starts a metadata refresh when one is due; returns when to look again.
+    fn maybe_refresh(&mut self, now: Instant) -> Option<Instant> {
+        if self.refreshing {
+            return None;
+        }
+        let wait = self.cluster.refresh_wait()?;
+        if !wait.is_zero() {
+            return Some(now + wait);
+        }
+        self.refreshing = true;
+        let (cluster, tx) = (self.cluster.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let _ = cluster.maybe_refresh().await;
+            let _ = tx.send(Event::Refreshed);
+        });
+        None
+    }
+
+    /// Starts InitProducerId when idempotence needs an id or a bump and nothing is in
+    /// flight; returns when to look again.
+    fn maybe_init_producer_id(&mut self, now: Instant) -> Option<Instant> {
+        let idem = self.idem.as_ref()?;
+        if !idem.needs_producer_id() || self.pid_running || self.in_flight_total > 0 {
+            return None;
+        }
+        if let Some(at) = self.pid_retry_at.filter(|&at| at > now) {
+            return Some(at);
+        }
+        self.pid_running = true;
+        let current = idem.current();
+        let (cluster, tx) = (self.cluster.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = init_producer_id(&cluster, current).await;
+            let _ = tx.send(Event::ProducerId(result));
+        });
+        None
+    }
+
+    fn on_producer_id(&mut self, result: Result<ProducerIdentity>) {
+        self.pid_running = false;
+        let Some(idem) = self.idem.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(identity) => {
+                tracing::debug!(?identity, "idempotent producer: producer id");
+                idem.reset(identity);
+                self.pid_attempts = 0;
+                self.pid_retry_at = None;
+                self.shared.state().acc.clear_sequences();
+                self.shared.wake.notify_one();
+            }
+            Err(e) if e.is_retriable() || self.pid_attempts < 3 => {
+                tracing::debug!(error = %e, "InitProducerId failed; retrying");
+                let c = self.cluster.config();
+                self.pid_retry_at = Some(
+                    Instant::now()
+                        + backoff(c.retry_backoff, c.retry_backoff_max, self.pid_attempts),
+                );
+                self.pid_attempts += 1;
+                if e.code().is_some() && idem.current().is_some() {
+                    // A refused bump: ask for a fresh id next time.
+                    *idem = Idempotence::default();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "idempotent producer cannot get a producer id");
+                let batches = {
+                    let mut s = self.shared.state();
+                    s.fatal = Some(e.clone());
+                    s.acc.drain_all()
+                };
+                for b in batches {
+                    self.finish(b, Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Fails queued batches that have waited past `delivery.timeout.ms`.
+    fn expire(&mut self, now: Instant) {
+        let timeout = self.shared.config.delivery_timeout;
+        let expired = self.shared.state().acc.expire(now, timeout);
+        for b in expired {
+            let err = Error::DeliveryTimeout {
+                topic: b.tp.topic.clone(),
+                partition: b.tp.partition,
+                timeout,
+                last_error: b.last_error.clone().map(Box::new),
+            };
+            if b.attempts > 0 {
+                if let Some(idem) = self.idem.as_mut() {
+                    idem.on_abandoned(b.stamp.as_ref());
+                }
+            }
+            self.finish(b, Err(err));
+        }
+    }
+
+    /// Queues Produce requests for ready partitions; returns when to look again.
+    fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+        if self
+            .idem
+            .as_ref()
+            .is_some_and(Idempotence::needs_producer_id)
+        {
+            return None;
+        }
+        let ready = {
+            let s = self.shared.state();
+            s.acc.ready(now, s.flush_below, s.closing)
+        };
+        let mut next = ready.next_check;
+        if ready.partitions.is_empty() {
+            return next;
+        }
+        let metadata = self.cluster.metadata();
+        let mut by_node: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in ready.partitions {
+            match metadata.leader(&tp) {
+                Some(node) => by_node.entry(node).or_default().push(tp),
+                None => self.cluster.request_refresh(),
+            }
+        }
+        for (node, partitions) in by_node {
+            if let Some(&(_, until)) = self.node_backoff.get(&node) {
+                if until > now {
+                    next = earliest(next, Some(until));
+                    continue;
+                }
+            }
+            let in_flight = self.in_flight_nodes.get(&node).copied().unwrap_or(0);
+            if in_flight >= self.shared.config.max_in_flight {
+                continue;
+            }
+            let Some(conn) = self.cluster.try_connection(node) else {
+                self.connect(node);
+                continue;
+            };
+            let version = match conn.version_of::<ProduceRequest>() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.fail_partitions(&partitions, &e);
+                    continue;
+                }
+            };
+            let batches = self.drain_for(&partitions);
+            if batches.is_empty() {
+                continue;
+            }
+            self.dispatch(node, &conn, version, batches);
+        }
+        next
+    }
+
+    /// Pops the batches of one request for `partitions`, stamping new ones.
+    fn drain_for(&mut self, partitions: &[TopicPartition]) -> Vec<(ProducerBatch, bytes::Bytes)> {
+        let max_request = self.shared.config.max_request_size;
+        let mut out = Vec::new();
+        let mut failed = Vec::new();
+        let mut size = 0;
+        {
+            let mut s = self.shared.state();
+            for tp in partitions {
+                let Some(head) = s.acc.head(tp) else { continue };
+                let busy = self.in_flight_partitions.get(tp).copied().unwrap_or(0) > 0;
+                if self.idem.is_some() && head.stamp.is_some() && busy {
+                    continue;
+                }
+                if size > 0 && size + head.size > max_request {
+                    break;
+                }
+                let Some(mut b) = s.acc.pop(tp) else { continue };
+                if let Some(idem) = self.idem.as_mut() {
+                    if b.stamp.is_none() {
+                        b.stamp = idem.assign(tp, b.record_count);
+                    }
+                }
+                let stamp = b.stamp;
+                match b.wire_bytes(stamp) {
+                    Ok(bytes) => {
+                        size += bytes.len();
+                        out.push((b, bytes));
+                    }
+                    Err(e) => failed.push((b, e)),
+                }
+            }
+        }
+        for (b, e) in failed {
+            self.finish(b, Err(e));
+        }
+        out
+    }
+
+    fn dispatch(
+        &mut self,
+        node: NodeId,
+        conn: &crate::connection::Connection,
+        version: i16,
+        batches: Vec<(ProducerBatch, bytes::Bytes)>,
+    ) {
+        let config = &self.shared.config;
+        let mut topics: Vec<TopicProduceData> = Vec::new();
+        for (b, bytes) in &batches {
+            let data = PartitionProduceData {
+                index: b.tp.partition,
+                records: Some(bytes.clone()),
+            };
+            match topics.iter_mut().find(|t| t.name == b.tp.topic) {
+                Some(t) => t.partition_data.push(data),
+                None => topics.push(TopicProduceData {
+                    name: b.tp.topic.clone(),
+                    partition_data: vec![data],
+                }),
+            }
+        }
+        let req = ProduceRequest {
+            transactional_id: None,
+            acks: config.acks.as_i16(),
+            timeout_ms: i32::try_from(config.client.connection.request_timeout.as_millis())
+                .unwrap_or(i32::MAX),
+            topic_data: topics,
+        };
+        let batches: Vec<ProducerBatch> = batches
+            .into_iter()
+            .map(|(mut b, _)| {
+                b.attempts += 1;
+                b
+            })
+            .collect();
+        if config.acks == Acks::None {
+            match conn.enqueue_no_response(&req, version) {
+                Ok(()) => {
+                    for b in batches {
+                        self.finish(b, Ok((-1, -1)));
+                    }
+                }
+                Err(e) => self.settle(batches, Err(e)),
+            }
+            return;
+        }
+        match conn.enqueue(&req, version, None) {
+            Ok(response) => {
+                *self.in_flight_nodes.entry(node).or_default() += 1;
+                for b in &batches {
+                    *self.in_flight_partitions.entry(b.tp.clone()).or_default() += 1;
+                }
+                self.in_flight_total += 1;
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = response.await;
+                    let _ = tx.send(Event::Produced {
+                        node,
+                        batches,
+                        result,
+                    });
+                });
+            }
+            // Not counted as in flight: settle at once.
+            Err(e) => self.settle(batches, Err(e)),
+        }
+    }
+
+    fn connect(&mut self, node: NodeId) {
+        if !self.connecting.insert(node) {
+            return;
+        }
+        let (cluster, tx) = (self.cluster.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = cluster.connection(node).await.map(|_| ());
+            let _ = tx.send(Event::Connected { node, result });
+        });
+    }
+
+    fn fail_partitions(&mut self, partitions: &[TopicPartition], e: &Error) {
+        let mut batches = Vec::new();
+        {
+            let mut s = self.shared.state();
+            for tp in partitions {
+                while let Some(b) = s.acc.pop(tp) {
+                    batches.push(b);
+                }
+            }
+        }
+        for b in batches {
+            self.finish(b, Err(e.clone()));
+        }
+    }
+
+    fn on_produced(
+        &mut self,
+        node: NodeId,
+        batches: Vec<ProducerBatch>,
+        result: Result<ProduceResponse>,
+    ) {
+        if let Some(n) = self.in_flight_nodes.get_mut(&node) {
+            *n = n.saturating_sub(1);
+        }
+        self.in_flight_total = self.in_flight_total.saturating_sub(1);
+        for b in &batches {
+            if let Some(n) = self.in_flight_partitions.get_mut(&b.tp) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.in_flight_partitions.remove(&b.tp);
+                }
+            }
+        }
+        self.settle(batches, result);
+    }
+
+    /// Completes, retries or fails each batch of a request by its partition's result.
+    fn settle(&mut self, batches: Vec<ProducerBatch>, result: Result<ProduceResponse>) {
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if e.needs_metadata_refresh() {
+                    self.cluster.request_refresh();
+                }
+                let decision = if e.is_retriable() {
+                    Decision::Retry
+                } else {
+                    Decision::Fail
+                };
+                for b in batches {
+                    self.retry_or_fail(b, e.clone(), decision);
+                }
+                return;
+            }
+        };
+        let mut results = HashMap::new();
+        for t in &resp.responses {
+            for p in &t.partition_responses {
+                results.insert((t.name.as_str(), p.index), p);
+            }
+        }
+        for b in batches {
+            let Some(p) = results.get(&(b.tp.topic.as_str(), b.tp.partition)).copied() else {
+                let e = Error::Protocol {
+                    addr: String::new(),
+                    reason: format!("the Produce response has no result for {}", b.tp),
+                };
+                self.retry_or_fail(b, e, Decision::Retry);
+                continue;
+            };
+            match ErrorCode::from_code(p.error_code) {
+                ErrorCode::None => {
+                    self.acked(&b);
+                    self.finish(b, Ok((p.base_offset, p.log_append_time_ms)));
+                }
+                // An older broker's answer to a retry of a batch it already has.
+                ErrorCode::DuplicateSequenceNumber => {
+                    self.acked(&b);
+                    self.finish(b, Ok((-1, -1)));
+                }
+                code => {
+                    if code_needs_metadata_refresh(code) {
+                        self.cluster.request_refresh();
+                    }
+                    let decision = match self.idem.as_mut() {
+                        Some(idem) => {
+                            idem.on_error(&b.tp, b.stamp.as_ref(), code, p.log_start_offset)
+                        }
+                        None if code.is_retriable() => Decision::Retry,
+                        None => Decision::Fail,
+                    };
+                    let e = Error::kafka(b.tp.to_string(), code, p.error_message.clone());
+                    self.retry_or_fail(b, e, decision);
+                }
+            }
+        }
+    }
+
+    fn acked(&mut self, b: &ProducerBatch) {
+        if let (Some(idem), Some(stamp)) = (self.idem.as_mut(), b.stamp.as_ref()) {
+            idem.acked(&b.tp, stamp, b.record_count);
+        }
+    }
+
+    fn retry_or_fail(&mut self, mut b: ProducerBatch, e: Error, decision: Decision) {
+        let config = &self.shared.config;
+        let now = Instant::now();
+        let expired = now.saturating_duration_since(b.created) >= config.delivery_timeout;
+        let retries_left = b.attempts <= config.retries;
+        let fatal = self.shared.state().fatal.is_some();
+        if decision != Decision::Fail && !expired && retries_left && !fatal {
+            tracing::debug!(tp = %b.tp, attempt = b.attempts, error = %e, "retrying batch");
+            let c = self.cluster.config();
+            b.retry_at = Some(
+                now + backoff(
+                    c.retry_backoff,
+                    c.retry_backoff_max,
+                    b.attempts.saturating_sub(1),
+                ),
+            );
+            b.last_error = Some(e);
+            self.shared.state().acc.reenqueue(b);
+            return;
+        }
+        let e = if expired {
+            Error::DeliveryTimeout {
+                topic: b.tp.topic.clone(),
+                partition: b.tp.partition,
+                timeout: config.delivery_timeout,
+                last_error: Some(Box::new(e)),
+            }
+        } else {
+            e
+        };
+        if let Some(idem) = self.idem.as_mut() {
+            idem.on_abandoned(b.stamp.as_ref());
+        }
+        self.finish(b, Err(e));
+    }
+
+    /// Resolves a batch's records and releases its place in the accumulator.
+    fn finish(&mut self, b: ProducerBatch, outcome: Result<(i64, i64)>) {
+        let id = b.id;
+        match outcome {
+            Ok((base_offset, append_time)) => b.complete(base_offset, append_time),
+            Err(e) => b.fail(e),
+        }
+        self.shared.state().acc.done(id);
+        self.shared.progress.notify_waiters();
+    }
+}
+
+/// InitProducerId on any broker: a bump of `current` when the broker supports v3+,
+/// a fresh id otherwise.
+async fn init_producer_id(
+    cluster: &Cluster,
+    current: Option<ProducerIdentity>,
+) -> Result<ProducerIdentity> {
+    let conn = cluster.any_connection().await?;
+    let version = conn.version_of::<InitProducerIdRequest>()?;
+    let (producer_id, producer_epoch) = match current {
+        Some(c) if version >= 3 => (c.id, c.epoch),
+        _ => (-1, -1),
+    };
+    let resp = cluster
+        .send_on(
+            &conn,
+            InitProducerIdRequest {
+                transactional_id: None,
+                // What the Java client sends when it is not transactional.
+                transaction_timeout_ms: i32::MAX,
+                producer_id,
+                producer_epoch,
+            },
+        )
+        .await?;
+    Error::check(|| "InitProducerId".to_owned(), resp.error_code, None)?;
+    Ok(ProducerIdentity {
+        id: resp.producer_id,
+        epoch: resp.producer_epoch,
+    })
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
