@@ -47,6 +47,9 @@ pub enum MetadataError {
     /// A record could not be encoded (a bug: a value outside what the format holds).
     #[error("encoding a metadata record: {0}")]
     Encode(#[from] EncodeError),
+    /// The partition log under the metadata log failed.
+    #[error("metadata log: {0}")]
+    Log(#[from] weir_log::LogError),
     /// A record batch could not be built or read.
     #[error("metadata record batch: {0}")]
     Records(#[from] RecordsError),

@@ -42,7 +42,7 @@ pub use image::{
     BrokerImage, ConfigResource, Endpoint, MetadataImage, MetadataProvenance, PartitionImage,
     TopicImage,
 };
-pub use log::{FileMetadataLog, MetadataLog};
+pub use log::{FileMetadataLog, MetadataLog, PartitionMetadataLog};
 pub use meta_properties::MetaProperties;
 pub use record::MetadataRecord;
 pub use store::MetadataStore;

@@ -19,7 +19,7 @@ use weir_types::{Clock, NodeId, Offset, SystemClock};
 use crate::delta::MetadataDelta;
 use crate::error::{MetadataError, Result};
 use crate::image::MetadataImage;
-use crate::log::{FileMetadataLog, MetadataLog};
+use crate::log::{MetadataLog, PartitionMetadataLog};
 use crate::meta_properties::MetaProperties;
 use crate::record::MetadataRecord;
 use crate::uuid::UuidGenerator;
@@ -58,12 +58,22 @@ impl std::fmt::Debug for MetadataStore {
 }
 
 impl MetadataStore {
-    /// Opens the store of node `node_id` in `data_dir`: recovers the metadata log in
-    /// `__cluster_metadata-0`, reads (or, for a new directory, writes)
-    /// `meta.properties`, and replays the log into the image.
+    /// Opens the store of node `node_id` in `data_dir` on a weir-log partition log
+    /// (see [`open_with_log`](Self::open_with_log)).
     pub fn open(data_dir: &Path, node_id: NodeId) -> Result<MetadataStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| MetadataError::io("create", data_dir, e))?;
-        let log = FileMetadataLog::open(data_dir)?;
+        let log = PartitionMetadataLog::open(data_dir, Arc::new(SystemClock))?;
+        MetadataStore::open_with_log(data_dir, node_id, Box::new(log))
+    }
+
+    /// Opens the store of node `node_id` on `log` (already opened, and so
+    /// recovered, in `data_dir`): reads (or, for a new directory, writes)
+    /// `meta.properties`, then replays the log into the image.
+    pub fn open_with_log(
+        data_dir: &Path,
+        node_id: NodeId,
+        log: Box<dyn MetadataLog>,
+    ) -> Result<MetadataStore> {
         let empty = log.next_offset() == Offset(0);
         let props = MetaProperties::load_or_format(
             data_dir,
@@ -71,7 +81,7 @@ impl MetadataStore {
             empty,
             &mut UuidGenerator::from_entropy(),
         )?;
-        MetadataStore::load(Box::new(log), props.cluster_id)
+        MetadataStore::load(log, props.cluster_id)
     }
 
     /// Replays every record of `log` into the image of cluster `cluster_id`.

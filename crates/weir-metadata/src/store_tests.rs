@@ -6,15 +6,34 @@ use weir_protocol::records::Batches;
 
 use super::*;
 use crate::delta::tests::{history, partition, replay_all};
-use crate::log::{METADATA_LOG_DIR, SEGMENT_FILE};
+use crate::log::{FileMetadataLog, METADATA_LOG_DIR, SEGMENT_FILE};
 
 fn segment(dir: &Path) -> PathBuf {
     dir.join(METADATA_LOG_DIR).join(SEGMENT_FILE)
 }
 
+/// The two local [`MetadataLog`]s; every disk test runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Partition,
+    File,
+}
+
+const KINDS: [Kind; 2] = [Kind::Partition, Kind::File];
+
+fn open(dir: &Path, kind: Kind) -> Result<MetadataStore> {
+    match kind {
+        Kind::Partition => MetadataStore::open(dir, NodeId(1)),
+        Kind::File => {
+            let log = FileMetadataLog::open(dir)?;
+            MetadataStore::open_with_log(dir, NodeId(1), Box::new(log))
+        }
+    }
+}
+
 /// Opens a store in `dir` and appends `history()` as three changes.
-fn store_with_history(dir: &Path) -> MetadataStore {
-    let mut store = MetadataStore::open(dir, NodeId(1)).unwrap();
+fn store_with_history(dir: &Path, kind: Kind) -> MetadataStore {
+    let mut store = open(dir, kind).unwrap();
     let h = history();
     for chunk in [&h[..7], &h[7..13], &h[13..]] {
         store.append(chunk).unwrap();
@@ -24,14 +43,24 @@ fn store_with_history(dir: &Path) -> MetadataStore {
 
 #[test]
 fn restart_replays_to_the_same_image() {
+    for kind in KINDS {
+        restart(kind);
+    }
+    // Either log reads what the other wrote: the same segment format.
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_history(dir.path());
+    let image = Arc::clone(store_with_history(dir.path(), Kind::File).image());
+    assert_eq!(**open(dir.path(), Kind::Partition).unwrap().image(), *image);
+}
+
+fn restart(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_history(dir.path(), kind);
     let image = Arc::clone(store.image());
     assert_eq!(image.offset(), Offset(15));
     assert_eq!(store.next_offset(), Offset(16));
     drop(store);
 
-    let reopened = MetadataStore::open(dir.path(), NodeId(1)).unwrap();
+    let reopened = open(dir.path(), kind).unwrap();
     assert_eq!(**reopened.image(), *image);
     assert_eq!(reopened.next_offset(), Offset(16));
     // The image equals a direct replay of the same records, apart from log times.
@@ -42,8 +71,14 @@ fn restart_replays_to_the_same_image() {
 
 #[test]
 fn batches_are_kafka_segments_with_one_batch_per_change() {
+    for kind in KINDS {
+        segment_format(kind);
+    }
+}
+
+fn segment_format(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    drop(store_with_history(dir.path()));
+    drop(store_with_history(dir.path(), kind));
     let bytes = Bytes::from(fs::read(segment(dir.path())).unwrap());
     let batches: Vec<BatchView> = Batches::new(bytes).map(|b| b.unwrap()).collect();
     let bases: Vec<i64> = batches.iter().map(|b| b.base_offset()).collect();
@@ -59,9 +94,15 @@ fn batches_are_kafka_segments_with_one_batch_per_change() {
 }
 
 /// Reopens after `damage` to the segment; the valid prefix is the first two changes.
-fn recovers_after(damage: impl FnOnce(&Path, u64)) {
+fn recovers_after(damage: impl Fn(&Path, u64)) {
+    for kind in KINDS {
+        recovers_after_on(kind, &damage);
+    }
+}
+
+fn recovers_after_on(kind: Kind, damage: &dyn Fn(&Path, u64)) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = MetadataStore::open(dir.path(), NodeId(1)).unwrap();
+    let mut store = open(dir.path(), kind).unwrap();
     let h = history();
     store.append(&h[..7]).unwrap();
     store.append(&h[7..13]).unwrap();
@@ -72,8 +113,12 @@ fn recovers_after(damage: impl FnOnce(&Path, u64)) {
 
     damage(&segment(dir.path()), prefix_len);
 
-    let mut store = MetadataStore::open(dir.path(), NodeId(1)).unwrap();
-    assert_eq!(**store.image(), *after_two, "the valid prefix is kept");
+    let mut store = open(dir.path(), kind).unwrap();
+    assert_eq!(
+        **store.image(),
+        *after_two,
+        "{kind:?}: the valid prefix is kept"
+    );
     assert_eq!(store.next_offset(), Offset(13));
     assert_eq!(fs::metadata(segment(dir.path())).unwrap().len(), prefix_len);
     // The log takes new changes after recovery, and they survive another restart.
@@ -120,7 +165,7 @@ fn garbage_after_the_last_batch_is_truncated() {
 #[test]
 fn a_change_that_does_not_apply_is_refused_before_the_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = store_with_history(dir.path());
+    let mut store = store_with_history(dir.path(), Kind::Partition);
     let before = Arc::clone(store.image());
     let len = fs::metadata(segment(dir.path())).unwrap().len();
     let err = store.append(&[partition(99, 0, &[1], 1)]).unwrap_err();
@@ -136,13 +181,16 @@ fn a_change_that_does_not_apply_is_refused_before_the_disk() {
 
 #[test]
 fn a_non_empty_log_without_meta_properties_does_not_start() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(store_with_history(dir.path()));
-    fs::remove_file(dir.path().join("meta.properties")).unwrap();
-    let err = MetadataStore::open(dir.path(), NodeId(1)).unwrap_err();
-    assert!(matches!(err, MetadataError::MetaProperties { .. }), "{err}");
-    let err = MetadataStore::open(dir.path(), NodeId(1)).unwrap_err();
-    assert!(matches!(err, MetadataError::MetaProperties { .. }), "{err}");
+    for kind in KINDS {
+        let dir = tempfile::tempdir().unwrap();
+        drop(store_with_history(dir.path(), kind));
+        fs::remove_file(dir.path().join("meta.properties")).unwrap();
+        // Refused every time: a failed start must not format the directory anew.
+        for _ in 0..2 {
+            let err = open(dir.path(), kind).unwrap_err();
+            assert!(matches!(err, MetadataError::MetaProperties { .. }), "{err}");
+        }
+    }
 }
 
 /// A log in memory whose appends fail once `fail` is set, to test the store above

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use weir_log::LogConfig;
 use weir_types::NodeId;
 
 use crate::error::{MetadataError, Result};
@@ -46,7 +47,34 @@ where
     }
 }
 
-/// Accepts every config (tests, and until the log's validator is plugged in).
+/// The log's own rules: the overrides are applied to the broker's defaults with
+/// weir-log's [`LogConfig::with_overrides`], which knows every Kafka topic config
+/// name, its syntax, its range, and the combinations Kafka checks. The default
+/// validator of [`ControllerConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct LogConfigValidator {
+    /// The broker-level defaults (`log.retention.ms`, ...) the overrides apply to.
+    pub defaults: LogConfig,
+}
+
+impl TopicConfigValidator for LogConfigValidator {
+    fn validate(&self, configs: &BTreeMap<String, String>) -> Result<(), String> {
+        self.defaults
+            .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn default_value(&self, name: &str) -> Option<String> {
+        self.defaults
+            .to_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Accepts every config (tests and tools that validate elsewhere).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AcceptAllConfigs;
 
@@ -74,7 +102,8 @@ pub struct ControllerConfig {
     pub listeners: Vec<Endpoint>,
     /// The local broker's rack (`broker.rack`). Default: none.
     pub rack: Option<String>,
-    /// Checks topic config overrides. Default: accept everything.
+    /// Checks topic config overrides. Default: [`LogConfigValidator`] on weir-log's
+    /// defaults.
     pub validator: Arc<dyn TopicConfigValidator>,
     /// Requests waiting for the controller before callers wait to enqueue.
     /// Default: 1024. Minimum: 1.
@@ -93,7 +122,7 @@ impl Default for ControllerConfig {
             delete_topic_enable: true,
             listeners: Vec::new(),
             rack: None,
-            validator: Arc::new(AcceptAllConfigs),
+            validator: Arc::new(LogConfigValidator::default()),
             queue_capacity: 1024,
             id_seed: None,
         }

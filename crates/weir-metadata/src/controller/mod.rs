@@ -34,7 +34,9 @@ use weir_protocol::messages::metadata_register_broker_record::{BrokerEndpoint, B
 use weir_protocol::messages::{FeatureLevelRecord, RegisterBrokerRecord};
 use weir_types::{ErrorCode, NodeId};
 
-pub use config::{AcceptAllConfigs, ControllerConfig, PairValidator, TopicConfigValidator};
+pub use config::{
+    AcceptAllConfigs, ControllerConfig, LogConfigValidator, PairValidator, TopicConfigValidator,
+};
 pub use names::{invalid_topic_name, is_internal, INTERNAL_TOPICS, MAX_TOPIC_NAME_LEN};
 pub use types::{
     AlterConfigOp, AlterConfigsResult, AlterTopicConfigs, ApiError, ConfigOp, CreatePartitions,

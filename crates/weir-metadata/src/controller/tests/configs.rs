@@ -246,3 +246,48 @@ async fn incremental_errors_leave_the_topic_unchanged() {
     assert_eq!(AlterConfigOp::from_i8(3), Some(AlterConfigOp::Subtract));
     assert_eq!(AlterConfigOp::from_i8(4), None);
 }
+
+#[tokio::test]
+async fn the_default_validator_is_the_logs_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Controller::open(
+        dir.path(),
+        ControllerConfig {
+            validator: Arc::new(LogConfigValidator::default()),
+            ..config()
+        },
+    )
+    .unwrap();
+    let mut t = topic("t", 1, 1);
+    t.configs = cfg(&[("retention.ms", "60000"), ("max.message.bytes", "2000000")]);
+    create_ok(&c, vec![t]).await;
+    for (name, value) in [
+        ("no.such.config", "1"),
+        ("segment.bytes", "12"),
+        ("retention.ms", "x"),
+    ] {
+        let mut t = topic("u", 1, 1);
+        t.configs = cfg(&[(name, value)]);
+        let (code, msg) = create_code(&c, t).await;
+        assert_eq!(code, ErrorCode::InvalidConfig, "{name}");
+        assert!(msg.unwrap().contains(name), "the message names the setting");
+    }
+    // APPEND starts from the log's default cleanup.policy.
+    let append = IncrementalAlterTopicConfigs {
+        topic: "t".into(),
+        ops: vec![ConfigOp {
+            name: "cleanup.policy".into(),
+            op: AlterConfigOp::Append,
+            value: Some("compact".into()),
+        }],
+    };
+    let r = c
+        .incremental_alter_configs(vec![append], false)
+        .await
+        .unwrap();
+    assert_eq!(r[0].error, ApiError::NONE);
+    assert_eq!(
+        c.image().topic("t").unwrap().configs["cleanup.policy"],
+        "delete,compact"
+    );
+}

@@ -1,14 +1,12 @@
-//! Where metadata records are stored: the [`MetadataLog`] seam and the local file log.
+//! The metadata log as one local segment file.
 //!
-//! The controller appends each change as one RecordBatch v2 (records with a null key
-//! and a framed metadata record as the value) and treats the change as made once the
-//! batch is durable. Behind the trait today is [`FileMetadataLog`]: one segment file,
-//! `<data-dir>/__cluster_metadata-0/00000000000000000000.log`, holding the batches
-//! back to back exactly as a Kafka log segment does (weir-log was not usable yet when
-//! this was written). Each batch carries its own length and CRC32C, so recovery is
-//! the log's usual one: read batches from the start, and truncate at the first one
-//! that is torn or corrupt. Later the Raft log (or weir-log's `Log`) goes behind the
-//! same trait, and nothing above it changes.
+//! `<data-dir>/__cluster_metadata-0/00000000000000000000.log`, with the batches back
+//! to back exactly as in a Kafka log segment, and nothing else (no indexes: the log
+//! is only ever read whole, at startup). It was the first implementation, written
+//! before weir-log was usable; it stays as the dependency-free reference for the
+//! [`MetadataLog`] contract and runs the same recovery tests as
+//! [`PartitionMetadataLog`](super::PartitionMetadataLog). A directory written by
+//! one can be opened by the other.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -19,37 +17,8 @@ use tracing::{info, warn};
 use weir_protocol::records::{BatchView, Batches};
 use weir_types::Offset;
 
+use super::{MetadataLog, MAX_LOG_BYTES, METADATA_LOG_DIR, SEGMENT_FILE};
 use crate::error::{MetadataError, Result};
-
-/// The metadata topic's name; its single partition's directory is
-/// `__cluster_metadata-0`.
-pub const METADATA_TOPIC: &str = "__cluster_metadata";
-
-/// The directory of the metadata log inside a data directory.
-pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
-
-/// The segment file name (base offset 0, Kafka's 20-digit form).
-pub const SEGMENT_FILE: &str = "00000000000000000000.log";
-
-/// The largest metadata log this build loads (there are no snapshots yet, so the log
-/// is replayed whole at startup and read into memory once).
-pub const MAX_LOG_BYTES: u64 = 1 << 30;
-
-/// An append-only log of metadata record batches; see the module docs.
-pub trait MetadataLog: Send + 'static {
-    /// The offset the next appended record gets (the log end offset).
-    fn next_offset(&self) -> Offset;
-
-    /// Appends one complete batch whose baseOffset is [`next_offset`]. Returns only
-    /// once the batch is durable (fsynced); after an error the log accepts nothing
-    /// more, because what reached the disk is unknown until recovery.
-    ///
-    /// [`next_offset`]: MetadataLog::next_offset
-    fn append(&mut self, batch: Bytes) -> Result<()>;
-
-    /// Every batch from the start of the log, in order, validated.
-    fn read_all(&mut self) -> Result<Vec<BatchView>>;
-}
 
 /// The metadata log as one local segment file; see the module docs.
 #[derive(Debug)]
