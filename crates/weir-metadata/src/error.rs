@@ -82,6 +82,10 @@ pub enum MetadataError {
     /// is appended until the process restarts and recovers the log.
     #[error("the metadata log failed earlier and accepts no more writes")]
     LogFailed,
+    /// One change held more records than one batch may
+    /// ([`MAX_RECORDS_PER_BATCH`](crate::store::MAX_RECORDS_PER_BATCH)).
+    #[error("a metadata change of {0} records is larger than one batch may be")]
+    TooManyRecords(usize),
     /// The controller's configuration is invalid.
     #[error("controller config: {0}")]
     Config(String),

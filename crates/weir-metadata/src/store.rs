@@ -139,10 +139,9 @@ impl MetadataStore {
         if records.is_empty() {
             return Ok(Arc::clone(&self.image));
         }
-        assert!(
-            records.len() <= MAX_RECORDS_PER_BATCH,
-            "the controller bounds the records of one change"
-        );
+        if records.len() > MAX_RECORDS_PER_BATCH {
+            return Err(MetadataError::TooManyRecords(records.len()));
+        }
         let base_offset = self.log.next_offset();
         let now_ms = self.clock.now_ms();
         let mut delta = MetadataDelta::new(Arc::clone(&self.image));

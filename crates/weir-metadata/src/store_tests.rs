@@ -177,6 +177,12 @@ fn a_change_that_does_not_apply_is_refused_before_the_disk() {
     assert_eq!(store.next_offset(), Offset(16));
     assert_eq!(fs::metadata(segment(dir.path())).unwrap().len(), len);
     assert!(Arc::ptr_eq(&store.append(&[]).unwrap(), &before));
+    let too_many = vec![partition(99, 0, &[1], 1); MAX_RECORDS_PER_BATCH + 1];
+    let err = store.append(&too_many).unwrap_err();
+    assert!(
+        matches!(err, MetadataError::TooManyRecords(10_001)),
+        "{err}"
+    );
 }
 
 #[test]

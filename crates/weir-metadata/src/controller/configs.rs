@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weir_types::ErrorCode;
 
-use super::topics::config_record;
+use super::topics::{config_record, limit_batch};
 use super::types::{
     AlterConfigOp, AlterConfigsResult, AlterTopicConfigs, ApiError, ConfigOp,
     IncrementalAlterTopicConfigs,
@@ -25,7 +25,7 @@ pub(crate) fn alter_configs(
 ) -> (Vec<MetadataRecord>, Vec<AlterConfigsResult>) {
     let dups = duplicate_topics(resources.iter().map(|r| r.topic.as_str()));
     let mut records = Vec::new();
-    let results = resources
+    let mut results: Vec<AlterConfigsResult> = resources
         .iter()
         .map(|r| {
             let outcome = if dups.contains(r.topic.as_str()) {
@@ -36,6 +36,7 @@ pub(crate) fn alter_configs(
             result(&r.topic, outcome, &mut records)
         })
         .collect();
+    limit_batch(&mut records, &mut results);
     (records, results)
 }
 
@@ -46,7 +47,7 @@ pub(crate) fn incremental_alter_configs(
 ) -> (Vec<MetadataRecord>, Vec<AlterConfigsResult>) {
     let dups = duplicate_topics(resources.iter().map(|r| r.topic.as_str()));
     let mut records = Vec::new();
-    let results = resources
+    let mut results: Vec<AlterConfigsResult> = resources
         .iter()
         .map(|r| {
             let outcome = if dups.contains(r.topic.as_str()) {
@@ -57,6 +58,7 @@ pub(crate) fn incremental_alter_configs(
             result(&r.topic, outcome, &mut records)
         })
         .collect();
+    limit_batch(&mut records, &mut results);
     (records, results)
 }
 
@@ -95,7 +97,7 @@ fn current<'a>(ctx: &'a Ctx<'_>, topic: &str) -> Result<&'a BTreeMap<String, Str
     ctx.image
         .topic(topic)
         .map(|t| &t.configs)
-        .ok_or(ApiError::code(ErrorCode::UnknownTopicOrPartition))
+        .ok_or(ApiError::from_code(ErrorCode::UnknownTopicOrPartition))
 }
 
 fn check_keys<'a>(

@@ -14,7 +14,7 @@ use weir_types::{ErrorCode, NodeId};
 use super::names::{has_collision_chars, invalid_topic_name, unify_collision_chars};
 use super::types::{
     ApiError, CreatePartitions, CreatePartitionsResult, CreateTopic, CreateTopicResult,
-    DeleteTopicResult, TopicRef,
+    DeleteTopicResult, Outcome, TopicRef,
 };
 use super::Ctx;
 use crate::image::{MetadataImage, TopicImage};
@@ -55,15 +55,7 @@ pub(crate) fn create_topics(
             Err(e) => results.push(CreateTopicResult::failed(&topic.name, e)),
         }
     }
-    if records.len() > MAX_RECORDS_PER_BATCH {
-        records.clear();
-        for r in results.iter_mut().filter(|r| r.error.is_success()) {
-            *r = CreateTopicResult::failed(
-                &r.name,
-                ApiError::new(ErrorCode::PolicyViolation, TOO_LARGE),
-            );
-        }
-    }
+    limit_batch(&mut records, &mut results);
     (records, results)
 }
 
@@ -352,12 +344,7 @@ pub(crate) fn create_partitions(
             error,
         });
     }
-    if records.len() > MAX_RECORDS_PER_BATCH {
-        records.clear();
-        for r in results.iter_mut().filter(|r| r.error.is_success()) {
-            r.error = ApiError::new(ErrorCode::PolicyViolation, TOO_LARGE);
-        }
-    }
+    limit_batch(&mut records, &mut results);
     (records, results)
 }
 
@@ -367,7 +354,7 @@ fn add_partitions(
 ) -> Result<Vec<MetadataRecord>, ApiError> {
     let topic: &TopicImage = image
         .topic(&t.name)
-        .ok_or(ApiError::code(ErrorCode::UnknownTopicOrPartition))?;
+        .ok_or(ApiError::from_code(ErrorCode::UnknownTopicOrPartition))?;
     let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
     if t.count == current {
         return Err(ApiError::new(
@@ -443,7 +430,7 @@ pub(crate) fn delete_topics(
             error,
         };
         if !ctx.config.delete_topic_enable {
-            results.push(fail(ApiError::code(ErrorCode::TopicDeletionDisabled)));
+            results.push(fail(ApiError::from_code(ErrorCode::TopicDeletionDisabled)));
             continue;
         }
         if dups.contains(r) {
@@ -460,7 +447,7 @@ pub(crate) fn delete_topics(
         let topic = match topic {
             Ok(t) => t,
             Err(code) => {
-                results.push(fail(ApiError::code(code)));
+                results.push(fail(ApiError::from_code(code)));
                 continue;
             }
         };
@@ -484,7 +471,19 @@ pub(crate) fn delete_topics(
             error: ApiError::NONE,
         });
     }
+    limit_batch(&mut records, &mut results);
     (records, results)
+}
+
+/// Fails the whole request (POLICY_VIOLATION, Kafka's words) when its records would
+/// not fit one batch: a request is one atomic batch or nothing.
+pub(crate) fn limit_batch<R: Outcome>(records: &mut Vec<MetadataRecord>, results: &mut [R]) {
+    if records.len() > MAX_RECORDS_PER_BATCH {
+        records.clear();
+        for r in results.iter_mut().filter(|r| r.succeeded()) {
+            r.fail(ApiError::new(ErrorCode::PolicyViolation, TOO_LARGE));
+        }
+    }
 }
 
 /// The items that occur more than once.

@@ -35,7 +35,7 @@ impl ApiError {
     }
 
     /// A failure with the code's default description only.
-    pub fn code(code: ErrorCode) -> ApiError {
+    pub fn from_code(code: ErrorCode) -> ApiError {
         ApiError {
             code,
             message: None,
@@ -221,3 +221,38 @@ pub struct AlterConfigsResult {
     /// Success or why not.
     pub error: ApiError,
 }
+
+/// A per-resource result that a whole-request failure can override (a request whose
+/// records would not fit one batch fails as a whole, as in Kafka).
+pub(crate) trait Outcome {
+    fn succeeded(&self) -> bool;
+    fn fail(&mut self, error: ApiError);
+}
+
+impl Outcome for CreateTopicResult {
+    fn succeeded(&self) -> bool {
+        self.error.is_success()
+    }
+    fn fail(&mut self, error: ApiError) {
+        *self = CreateTopicResult::failed(&self.name, error);
+    }
+}
+
+macro_rules! outcome {
+    ($($t:ty),*) => {$(
+        impl Outcome for $t {
+            fn succeeded(&self) -> bool {
+                self.error.is_success()
+            }
+            fn fail(&mut self, error: ApiError) {
+                self.error = error;
+            }
+        }
+    )*};
+}
+
+outcome!(
+    DeleteTopicResult,
+    CreatePartitionsResult,
+    AlterConfigsResult
+);

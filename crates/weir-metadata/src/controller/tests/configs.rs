@@ -291,3 +291,34 @@ async fn the_default_validator_is_the_logs_own() {
         "delete,compact"
     );
 }
+
+#[tokio::test]
+async fn a_change_too_large_for_one_batch_fails_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let loose = ControllerConfig {
+        validator: Arc::new(AcceptAllConfigs),
+        ..config()
+    };
+    let c = Controller::open(dir.path(), loose).unwrap();
+    create_ok(&c, vec![topic("t", 1, 1)]).await;
+    let set = |n: usize| {
+        ops(
+            "t",
+            (0..n)
+                .map(|i| op(&format!("x{i}"), AlterConfigOp::Set, Some("1")))
+                .collect(),
+        )
+    };
+    let r = c
+        .incremental_alter_configs(vec![set(10_001)], false)
+        .await
+        .unwrap();
+    assert_eq!(r[0].error.code, ErrorCode::PolicyViolation);
+    assert!(configs_of(&c).is_empty());
+    let r = c
+        .incremental_alter_configs(vec![set(10_000)], false)
+        .await
+        .unwrap();
+    assert!(r[0].error.is_success());
+    assert_eq!(configs_of(&c).len(), 10_000);
+}
