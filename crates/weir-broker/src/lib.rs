@@ -18,6 +18,7 @@ mod broker;
 pub mod config;
 mod error;
 pub mod net;
+pub mod replica;
 
 pub use broker::{Broker, Endpoint};
 pub use config::BrokerConfig;

@@ -1,0 +1,90 @@
+//! The replica layer: the partitions this broker hosts, between the api handlers
+//! and `weir-log`.
+//!
+//! On the request path, a handler names a partition by topic and index; the
+//! [`ReplicaManager`] finds the hosted partition, checks that this broker leads it in
+//! the leader epoch the client expects, and runs the operation on its log: append
+//! (Produce), read (Fetch), offset lookups (ListOffsets), log start moves
+//! (DeleteRecords). On the control path, [`ReplicaManager::apply`] makes the hosted
+//! partitions follow the cluster metadata. The layer is shaped for replication
+//! (roles, leader epochs, ISR, high watermark) but runs one replica per partition
+//! for now: the ISR is this broker, and the high watermark rule is
+//! [`single_replica_high_watermark`].
+//!
+//! # Usage (for the api layer and the composition root)
+//!
+//! ```text
+//! // start: before serving requests
+//! let replicas = ReplicaManager::open(ReplicaConfig::from_broker(&config), clock, &shutdown).await?;
+//! replicas.apply(assignments_from_the_metadata_image).await?;  // and on every new image
+//!
+//! // Produce: append every partition of the request, then wait for all
+//! let acks = Acks::from_wire(request.acks).ok_or(INVALID_REQUIRED_ACKS)?;
+//! let pending = replicas.start_append(topic, partition, records, acks);   // Result<PendingAppend>
+//! let result = pending?.wait_until(deadline).await;                       // Result<AppendResult>
+//! // error code: e.error_code(); message: e.to_string()
+//!
+//! // Fetch: one call for the whole request (long poll inside)
+//! let results = replicas.fetch(FetchParams { .. }, vec![FetchPartition { .. }]).await;
+//!
+//! // ListOffsets / DeleteRecords / Metadata / DescribeLogDirs
+//! replicas.list_offsets(topic, partition, timestamp, isolation, epoch, replica_id)?;
+//! replicas.delete_records(topic, partition, offset).await?;
+//! replicas.is_online(topic, partition); replicas.partition_status(topic, partition);
+//! replicas.log_dirs(); replicas.topic_name(topic_id);
+//!
+//! // stop: after the network layer has drained
+//! replicas.shutdown().await?;
+//! ```
+//!
+//! Every error is a [`ReplicaError`]; [`ReplicaError::error_code`] is the one
+//! mapping to Kafka error codes.
+//!
+//! # Durability and the high watermark
+//!
+//! Weir's default `log.flush.interval.messages=1` makes every topic fsync-before-ack:
+//! an acks=all produce is answered once its data is fsynced, by a per-partition
+//! flusher that commits in groups (`flusher.rs`); consumers read only fsynced data.
+//! A topic that raises `flush.messages` (or sets `flush.ms`) trades that for
+//! page-cache speed, as in Kafka: acks=all is answered after the write, consumers
+//! read up to the log end, and the flusher fsyncs by that policy.
+//!
+//! # Files
+//!
+//! `manager.rs` (startup, shutdown), `apply.rs` (following the metadata),
+//! `partition.rs` (state, locking, high watermark), `produce.rs`, `flusher.rs`
+//! (group commit), `fetch.rs`, `delayed.rs` (long-poll wakeups), `offsets.rs`
+//! (ListOffsets, DeleteRecords), `background.rs` (retention, checkpoints),
+//! `dirs.rs` (directory layout), `info.rs` (status views), `config.rs`,
+//! `assignment.rs`, `error.rs`. Each opens with the why of its part.
+
+mod apply;
+mod assignment;
+mod background;
+mod config;
+mod delayed;
+mod dirs;
+mod error;
+mod fetch;
+mod flusher;
+mod info;
+mod manager;
+mod offsets;
+mod partition;
+mod produce;
+
+pub use assignment::{PartitionAssignment, TopicAssignment};
+pub use config::{
+    fsync_before_ack, log_defaults, topic_log_config, ReplicaConfig,
+    DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+};
+pub use dirs::{
+    uuid_from_base64, uuid_to_base64, DELETE_SUFFIX, PARTITION_METADATA_FILE, STRAY_SUFFIX,
+};
+pub use error::ReplicaError;
+pub use fetch::{FetchParams, FetchPartition, FetchedPartition, IsolationLevel, MAX_FETCH_WAIT};
+pub use info::{LogDirInfo, LogDirPartition, PartitionStatus};
+pub use manager::ReplicaManager;
+pub use offsets::ListedOffset;
+pub use partition::{single_replica_high_watermark, Role};
+pub use produce::{Acks, AppendResult, PendingAppend};

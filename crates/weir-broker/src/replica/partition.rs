@@ -1,0 +1,374 @@
+//! One hosted partition: its log, its role in the replica set, its high watermark,
+//! and the signals that connect appends to the flusher and to waiting requests.
+//!
+//! # Locking
+//!
+//! Everything mutable sits behind one `RwLock` ([`State`]): the log, the role and
+//! leader epoch, the ISR. An append takes it for writing (so the leader epoch it
+//! writes with cannot change under it, as Kafka's `leaderIsrUpdateLock` ensures);
+//! fetches, ListOffsets and status reads take it for reading. fsync never runs under
+//! it (see [`super::flusher`]). A panic while holding it (a failed invariant) poisons
+//! it, and the partition is then reported offline rather than used half-updated.
+//!
+//! # High watermark
+//!
+//! See [`single_replica_high_watermark`]: with fsync-before-ack the high watermark is
+//! the flushed offset, otherwise the log end. It only moves forward here.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use weir_log::Log;
+use weir_protocol::Uuid;
+use weir_types::{LeaderEpoch, NodeId, Offset};
+
+use super::assignment::PartitionAssignment;
+use super::config::fsync_before_ack;
+use super::delayed::WakeList;
+use super::error::{ReplicaError, Result};
+
+/// This broker's part in a partition's replica set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// This broker leads: it takes produce requests and serves consumers.
+    Leader,
+    /// Another broker leads; this one replicates (the replica fetcher comes with
+    /// the cluster work).
+    Follower,
+    /// The partition has no leader right now.
+    NoLeader,
+}
+
+/// The high watermark of a partition whose ISR is this replica alone: the offset
+/// below which consumers may read.
+///
+/// With fsync-before-ack (`flush.messages=1`, Weir's default) it is the flushed
+/// offset: a consumer never sees a record that a crash could take back, so what was
+/// read stays readable after a restart, exactly like what was acknowledged. Without
+/// it the user chose page-cache speed, and it is the log end, as in Kafka with a
+/// single in-sync replica. The cluster work replaces this rule with Kafka's: the
+/// smallest log end offset over the ISR (each follower's fetch offset).
+pub fn single_replica_high_watermark(
+    log_end_offset: Offset,
+    flushed_offset: Offset,
+    fsync_before_ack: bool,
+) -> Offset {
+    if fsync_before_ack {
+        flushed_offset.min(log_end_offset)
+    } else {
+        log_end_offset
+    }
+}
+
+/// How far the log is durable, published to acks=all producers waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlushProgress {
+    /// Every offset below this is fsynced (the log's recovery point).
+    pub(crate) flushed: Offset,
+    /// A flush or write failed: the log is offline and nothing more will flush.
+    pub(crate) failed: bool,
+    /// The partition stopped being served.
+    pub(crate) stopped: bool,
+}
+
+/// The mutable part of a partition; see the module docs.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The log; `None` once stopped, or when it failed to open.
+    pub(crate) log: Option<Log>,
+    /// Set when the partition stopped being served (deleted, shutting down).
+    pub(crate) stopped: bool,
+    /// This broker's role.
+    pub(crate) role: Role,
+    /// The leader epoch from the metadata; appends write it into batches.
+    pub(crate) leader_epoch: LeaderEpoch,
+    /// The partition epoch from the metadata.
+    pub(crate) partition_epoch: i32,
+    /// Replicas, from the metadata.
+    pub(crate) replicas: Vec<NodeId>,
+    /// In-sync replicas, from the metadata (`min.insync.replicas` counts them).
+    pub(crate) isr: Vec<NodeId>,
+    /// When the last flush finished, for `flush.ms`.
+    pub(crate) last_flush: Instant,
+}
+
+/// A partition hosted by this broker.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    /// The topic name.
+    pub(crate) topic: String,
+    /// The partition id.
+    pub(crate) index: i32,
+    /// The topic id, also in the directory's `partition.metadata`.
+    pub(crate) topic_id: Uuid,
+    /// The `log.dirs` entry holding the partition directory.
+    pub(crate) data_dir: PathBuf,
+    /// See the module docs.
+    state: RwLock<State>,
+    /// Wakes the partition's flusher: data to flush, or a config change.
+    pub(crate) flush_requested: Notify,
+    /// The durable offset, for acks=all waiters.
+    pub(crate) flushed: watch::Sender<FlushProgress>,
+    /// Consumer fetches waiting for the high watermark to move.
+    pub(crate) hw_waiters: WakeList,
+    /// Replica fetches waiting for the log end to move.
+    pub(crate) leo_waiters: WakeList,
+    /// fsyncs completed (a metric, and how tests see group commit).
+    pub(crate) fsyncs: AtomicU64,
+}
+
+impl Partition {
+    /// A partition over `log` (`None`: the log failed to open; the partition is
+    /// then hosted but offline, so a fresh empty log is never created over data
+    /// that could not be read).
+    pub(crate) fn new(
+        topic: String,
+        index: i32,
+        topic_id: Uuid,
+        data_dir: PathBuf,
+        log: Option<Log>,
+        assignment: &PartitionAssignment,
+        node: NodeId,
+    ) -> Partition {
+        let flushed = log.as_ref().map_or(Offset(0), Log::recovery_point);
+        let failed = log.is_none();
+        let mut state = State {
+            log,
+            stopped: false,
+            role: Role::NoLeader,
+            leader_epoch: assignment.leader_epoch,
+            partition_epoch: assignment.partition_epoch,
+            replicas: Vec::new(),
+            isr: Vec::new(),
+            last_flush: Instant::now(),
+        };
+        apply_assignment(&mut state, assignment, node);
+        advance_high_watermark(&mut state);
+        Partition {
+            topic,
+            index,
+            topic_id,
+            data_dir,
+            state: RwLock::new(state),
+            flush_requested: Notify::new(),
+            flushed: watch::Sender::new(FlushProgress {
+                flushed,
+                failed,
+                stopped: false,
+            }),
+            hw_waiters: WakeList::default(),
+            leo_waiters: WakeList::default(),
+            fsyncs: AtomicU64::new(0),
+        }
+    }
+
+    /// `<topic>-<partition>`, for log lines and errors.
+    pub(crate) fn name(&self) -> String {
+        format!("{}-{}", self.topic, self.index)
+    }
+
+    /// The state for reading. A poisoned lock (a panic mid-update) is offline.
+    pub(crate) fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.state.read().map_err(|_| self.offline_error())
+    }
+
+    /// The state for writing; see [`Partition::read`].
+    pub(crate) fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        self.state.write().map_err(|_| self.offline_error())
+    }
+
+    pub(crate) fn offline_error(&self) -> ReplicaError {
+        ReplicaError::Offline {
+            topic: self.topic.clone(),
+            partition: self.index,
+        }
+    }
+
+    pub(crate) fn not_leader_error(&self) -> ReplicaError {
+        ReplicaError::NotLeader {
+            topic: self.topic.clone(),
+            partition: self.index,
+        }
+    }
+
+    /// The log of a partition still served and online.
+    pub(crate) fn log<'a>(&self, state: &'a State) -> Result<&'a Log> {
+        if state.stopped {
+            return Err(self.stopped_error());
+        }
+        match &state.log {
+            Some(log) if !log.is_offline() => Ok(log),
+            _ => Err(self.offline_error()),
+        }
+    }
+
+    /// [`Partition::log`], mutable.
+    pub(crate) fn log_mut<'a>(&self, state: &'a mut State) -> Result<&'a mut Log> {
+        if state.stopped {
+            return Err(self.stopped_error());
+        }
+        match &mut state.log {
+            Some(log) if !log.is_offline() => Ok(log),
+            _ => Err(self.offline_error()),
+        }
+    }
+
+    fn stopped_error(&self) -> ReplicaError {
+        ReplicaError::Stopped {
+            topic: self.topic.clone(),
+            partition: self.index,
+        }
+    }
+
+    /// Fails unless this broker leads the partition.
+    pub(crate) fn check_leader(&self, state: &State) -> Result<()> {
+        match state.role {
+            Role::Leader => Ok(()),
+            Role::Follower | Role::NoLeader => Err(self.not_leader_error()),
+        }
+    }
+
+    /// Publishes that the log went offline (a write or fsync failed), so acks=all
+    /// waiters fail now instead of at their timeout.
+    pub(crate) fn publish_failed(&self) {
+        tracing::error!(partition = %self.name(), "log offline after a storage error");
+        self.flushed.send_modify(|p| p.failed = true);
+        self.hw_waiters.wake_all();
+        self.leo_waiters.wake_all();
+    }
+
+    /// Applies a new registration; wakes waiters if the high watermark moved.
+    pub(crate) fn update_assignment(&self, assignment: &PartitionAssignment, node: NodeId) {
+        let Ok(mut state) = self.write() else { return };
+        apply_assignment(&mut state, assignment, node);
+        advance_high_watermark(&mut state);
+        drop(state);
+        // Waiting fetches re-check: the high watermark may have moved, or the role
+        // changed (they now get NOT_LEADER_OR_FOLLOWER).
+        self.hw_waiters.wake_all();
+        self.leo_waiters.wake_all();
+    }
+
+    /// Replaces the topic config (AlterConfigs reached the metadata). The flusher
+    /// re-evaluates its policy, and the high watermark follows the new rule.
+    pub(crate) fn set_config(&self, config: weir_log::LogConfig) -> Result<()> {
+        let mut state = self.write()?;
+        let log = self.log_mut(&mut state)?;
+        if *log.config() == config {
+            return Ok(());
+        }
+        log.set_config(config)?;
+        let moved = advance_high_watermark(&mut state);
+        drop(state);
+        self.flush_requested.notify_one();
+        if moved {
+            self.hw_waiters.wake_all();
+        }
+        Ok(())
+    }
+
+    /// Stops serving: the log is taken out (the caller closes or deletes it), and
+    /// every waiter is told.
+    pub(crate) fn stop(&self) -> Option<Log> {
+        let log = match self.state.write() {
+            Ok(mut state) => {
+                state.stopped = true;
+                state.log.take()
+            }
+            Err(poisoned) => {
+                let mut state = poisoned.into_inner();
+                state.stopped = true;
+                // A log whose lock was poisoned mid-update is not closed cleanly:
+                // dropping it leaves recovery to the next start.
+                drop(state.log.take());
+                None
+            }
+        };
+        self.flushed.send_modify(|p| p.stopped = true);
+        self.flush_requested.notify_one();
+        self.hw_waiters.wake_all();
+        self.leo_waiters.wake_all();
+        log
+    }
+
+    /// fsyncs completed so far.
+    pub(crate) fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+}
+
+/// Sets role, epochs and replica sets from `assignment`. A registration older than
+/// the one applied (lower leader epoch) is ignored: epochs only grow.
+fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: NodeId) {
+    if assignment.leader_epoch < state.leader_epoch {
+        tracing::warn!(
+            current = state.leader_epoch.get(),
+            got = assignment.leader_epoch.get(),
+            "ignoring a partition registration with an older leader epoch"
+        );
+        return;
+    }
+    state.leader_epoch = assignment.leader_epoch;
+    state.partition_epoch = assignment.partition_epoch;
+    state.replicas.clone_from(&assignment.replicas);
+    state.isr.clone_from(&assignment.isr);
+    state.role = match assignment.leader {
+        Some(leader) if leader == node => Role::Leader,
+        Some(_) => Role::Follower,
+        None => Role::NoLeader,
+    };
+}
+
+/// Moves the high watermark up to what [`single_replica_high_watermark`] allows,
+/// for a leader. Returns whether it moved.
+pub(crate) fn advance_high_watermark(state: &mut State) -> bool {
+    if state.role != Role::Leader {
+        return false;
+    }
+    let Some(log) = state.log.as_mut() else {
+        return false;
+    };
+    let old = log.high_watermark();
+    let target = single_replica_high_watermark(
+        log.log_end_offset(),
+        log.recovery_point(),
+        fsync_before_ack(log.config()),
+    );
+    if target <= old {
+        return false;
+    }
+    let new = log.set_high_watermark(target);
+    assert!(
+        new >= old && new <= log.log_end_offset(),
+        "high watermark of {} moved from {old} to {new} (log end {})",
+        log.dir().display(),
+        log.log_end_offset()
+    );
+    new > old
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn high_watermark_rule() {
+        // fsync-before-ack: what is flushed, never past the log end.
+        assert_eq!(
+            single_replica_high_watermark(Offset(10), Offset(7), true),
+            Offset(7)
+        );
+        assert_eq!(
+            single_replica_high_watermark(Offset(10), Offset(12), true),
+            Offset(10)
+        );
+        // Page-cache mode: everything written.
+        assert_eq!(
+            single_replica_high_watermark(Offset(10), Offset(7), false),
+            Offset(10)
+        );
+    }
+}
