@@ -176,6 +176,14 @@ pub enum Error {
         /// The offset that was out of range.
         offset: i64,
     },
+    /// A partition has no position and `auto.offset.reset` is `none`.
+    #[error("{topic}-{partition} has no position and auto.offset.reset is none; seek first")]
+    NoOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
     /// An operation on a partition the consumer is not assigned.
     #[error("{topic}-{partition} is not assigned to this consumer")]
     NotAssigned {
