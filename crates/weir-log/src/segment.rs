@@ -690,8 +690,11 @@ pub(crate) struct Scanner<'a> {
     buf_start: u64,
 }
 
-/// Bytes read per chunk while scanning.
-const SCAN_CHUNK: usize = 256 * 1024;
+/// Bytes read per chunk while walking whole batches (recovery, timestamp search).
+const BATCH_CHUNK: usize = 64 * 1024;
+/// Bytes read per chunk while walking headers only (offset lookups): an index entry
+/// is at most `index.interval.bytes` (4 KiB by default) before the batch sought.
+const HEADER_CHUNK: usize = 4 * 1024;
 
 impl<'a> Scanner<'a> {
     fn new(file: &'a File, path: &'a Path, pos: u64, end: u64) -> Scanner<'a> {
@@ -705,15 +708,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Makes `[pos, pos + need)` available in the buffer; `need` fits before `end`.
-    fn fill(&mut self, need: usize) -> std::result::Result<(), ScanError> {
+    /// Makes `[pos, pos + need)` available in the buffer, reading at least `chunk`
+    /// bytes when it must read; `need` fits before `end`.
+    fn fill(&mut self, need: usize, chunk: usize) -> std::result::Result<(), ScanError> {
         let have_from = self.pos.checked_sub(self.buf_start);
         if let Some(rel) = have_from {
             if rel as usize + need <= self.buf.len() {
                 return Ok(());
             }
         }
-        let len = (need.max(SCAN_CHUNK) as u64).min(self.end - self.pos) as usize;
+        let len = (need.max(chunk) as u64).min(self.end - self.pos) as usize;
         let mut buf = BytesMut::zeroed(len);
         self.file
             .read_exact_at(&mut buf, self.pos)
@@ -723,7 +727,10 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn header(&mut self) -> std::result::Result<Option<(u64, BatchHeader)>, ScanError> {
+    fn header(
+        &mut self,
+        chunk: usize,
+    ) -> std::result::Result<Option<(u64, BatchHeader)>, ScanError> {
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -737,7 +744,7 @@ impl<'a> Scanner<'a> {
                 available: left as usize,
             }));
         }
-        self.fill(HEADER_LEN)?;
+        self.fill(HEADER_LEN, chunk)?;
         let rel = (self.pos - self.buf_start) as usize;
         let h = BatchHeader::parse(&self.buf[rel..]).map_err(corrupt)?;
         if (h.total_len() as u64) > left {
@@ -755,7 +762,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn next_header(
         &mut self,
     ) -> std::result::Result<Option<(u64, BatchHeader)>, ScanError> {
-        let next = self.header()?;
+        let next = self.header(HEADER_CHUNK)?;
         if let Some((_, h)) = &next {
             self.pos += h.total_len() as u64;
         }
@@ -766,10 +773,10 @@ impl<'a> Scanner<'a> {
     pub(crate) fn next_batch(
         &mut self,
     ) -> std::result::Result<Option<(u64, BatchView)>, ScanError> {
-        let Some((position, h)) = self.header()? else {
+        let Some((position, h)) = self.header(BATCH_CHUNK)? else {
             return Ok(None);
         };
-        self.fill(h.total_len())?;
+        self.fill(h.total_len(), BATCH_CHUNK)?;
         let rel = (self.pos - self.buf_start) as usize;
         let view = BatchView::parse(self.buf.slice(rel..rel + h.total_len()))
             .map_err(|error| ScanError::Corrupt { position, error })?;
