@@ -20,10 +20,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
 use weir_log::{Log, LogConfig, OpenHints, TopicPartition};
+use weir_metadata::MetadataImage;
 use weir_protocol::Uuid;
+use weir_types::Offset;
 
-use super::assignment::{PartitionAssignment, TopicAssignment};
+use super::assignment::{assignments_from_image, PartitionAssignment, TopicAssignment};
 use super::config::topic_log_config;
 use super::dirs;
 use super::error::{ReplicaError, Result};
@@ -40,6 +44,49 @@ struct NewPartition {
 }
 
 impl ReplicaManager {
+    /// Applies a metadata image: [`ReplicaManager::apply`] of all its topics, then
+    /// records the image's offset for [`ReplicaManager::wait_applied`].
+    pub async fn apply_image(&self, image: &MetadataImage) -> Result<()> {
+        let result = self.apply(assignments_from_image(image)).await;
+        let offset = image.offset();
+        self.shared.applied.send_modify(|o| *o = (*o).max(offset));
+        result
+    }
+
+    /// Follows `images` (the controller's `subscribe()`): applies the current image
+    /// and every later one, until the channel closes or the broker shuts down. A
+    /// slow apply skips intermediate images, which full-state reconciliation makes
+    /// harmless. Errors are logged; the next image retries.
+    pub fn spawn_image_listener(&self, mut images: watch::Receiver<Arc<MetadataImage>>) {
+        let m = self.clone();
+        self.shared.tasks.spawn(async move {
+            loop {
+                let image = Arc::clone(&images.borrow_and_update());
+                if let Err(e) = m.apply_image(&image).await {
+                    tracing::error!(error = %e, offset = image.offset().get(), "applying metadata image failed");
+                }
+                tokio::select! {
+                    _ = m.shared.cancel.cancelled() => return,
+                    changed = images.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+
+    /// Waits until an image at `offset` or later was applied (a CreateTopics
+    /// handler waits for its topic's partitions to be served), until `deadline`.
+    /// Returns whether it was.
+    pub async fn wait_applied(&self, offset: Offset, deadline: Instant) -> bool {
+        let mut rx = self.shared.applied.subscribe();
+        let reached = tokio::time::timeout_at(deadline, rx.wait_for(|a| *a >= offset)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Offset of the last metadata image applied (-1 before the first).
+    pub fn applied_offset(&self) -> Offset {
+        *self.shared.applied.borrow()
+    }
+
     /// Reconciles the hosted partitions with `topics`, every topic of the cluster;
     /// see the module docs. Idempotent. Disk work runs on the blocking pool. Fails
     /// with the first error met (after trying everything; each error is logged); a

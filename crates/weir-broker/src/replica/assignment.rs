@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use weir_metadata::MetadataImage;
 use weir_protocol::Uuid;
 use weir_types::{LeaderEpoch, NodeId};
 
@@ -44,6 +45,33 @@ pub struct PartitionAssignment {
     pub leader_epoch: LeaderEpoch,
     /// Bumps with every change to the registration.
     pub partition_epoch: i32,
+}
+
+/// Every topic of `image`, as the replica manager takes them.
+pub fn assignments_from_image(image: &MetadataImage) -> Vec<TopicAssignment> {
+    image
+        .topics()
+        .map(|topic| TopicAssignment {
+            topic_id: topic.id,
+            name: topic.name.clone(),
+            configs: topic.configs.clone(),
+            partitions: topic
+                .partitions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    Some(PartitionAssignment {
+                        partition: i32::try_from(i).ok()?,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        partition_epoch: p.partition_epoch,
+                    })
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 impl TopicAssignment {

@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use weir_log::checkpoint::{sync_dir, write_atomically};
 use weir_log::TopicPartition;
+use weir_metadata::uuid::{from_base64, to_base64};
 use weir_protocol::Uuid;
 
 use super::error::{ReplicaError, Result};
@@ -74,7 +75,7 @@ pub(crate) fn scan(data_dir: &Path) -> Result<DirScan> {
 
 /// Writes `partition.metadata` durably (temporary file, fsync, rename, dir fsync).
 pub(crate) fn write_partition_metadata(partition_dir: &Path, topic_id: Uuid) -> Result<()> {
-    let text = format!("version: 0\ntopic_id: {}\n", uuid_to_base64(topic_id));
+    let text = format!("version: 0\ntopic_id: {}\n", to_base64(topic_id));
     write_atomically(
         &partition_dir.join(PARTITION_METADATA_FILE),
         text.as_bytes(),
@@ -97,7 +98,7 @@ pub(crate) fn read_partition_metadata(partition_dir: &Path) -> Result<Option<Uui
         if let Some((key, value)) = line.split_once(':') {
             match key.trim() {
                 "version" => version = Some(value.trim().to_owned()),
-                "topic_id" => topic_id = uuid_from_base64(value.trim()),
+                "topic_id" => topic_id = from_base64(value.trim()),
                 _ => {}
             }
         }
@@ -152,62 +153,9 @@ fn unique_hex() -> String {
     format!("{:016x}{:016x}", hi.finish(), lo)
 }
 
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Kafka's text form of a UUID: URL-safe base64, no padding (22 characters).
-pub fn uuid_to_base64(id: Uuid) -> String {
-    let mut out = String::with_capacity(22);
-    for chunk in id.0.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// Parses Kafka's text form of a UUID; `None` unless it is exactly that.
-pub fn uuid_from_base64(text: &str) -> Option<Uuid> {
-    let text = text.as_bytes();
-    if text.len() != 22 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let (mut bits, mut nbits, mut n) = (0u32, 0u32, 0usize);
-    for &c in text {
-        let v = BASE64URL.iter().position(|&a| a == c)? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            *out.get_mut(n)? = (bits >> nbits) as u8;
-            n += 1;
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    (n == 16 && bits == 0).then_some(Uuid(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uuid_text_round_trips() {
-        let id = Uuid([
-            0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x0f, 0xed, 0xcb, 0xa9, 0x87, 0x65,
-            0x43, 0x21,
-        ]);
-        let text = uuid_to_base64(id);
-        assert_eq!(text.len(), 22);
-        assert_eq!(uuid_from_base64(&text), Some(id));
-        assert_eq!(uuid_to_base64(Uuid::ZERO), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(uuid_from_base64("short"), None);
-        assert_eq!(uuid_from_base64("AAAAAAAAAAAAAAAAAAAAA!"), None);
-    }
 
     #[test]
     fn partition_metadata_round_trips_and_tolerates_garbage() {

@@ -62,6 +62,8 @@ pub(super) struct Shared {
     pub(super) tasks: TaskTracker,
     /// Set once shutdown began.
     pub(super) closed: AtomicBool,
+    /// Offset of the last metadata image applied (-1 before the first).
+    pub(super) applied: tokio::sync::watch::Sender<Offset>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -119,6 +121,7 @@ impl ReplicaManager {
                 cancel: shutdown.child_token(),
                 tasks: TaskTracker::new(),
                 closed: AtomicBool::new(false),
+                applied: tokio::sync::watch::Sender::new(Offset(-1)),
             }),
         };
         let m = manager.clone();

@@ -16,7 +16,9 @@
 //! ```text
 //! // start: before serving requests
 //! let replicas = ReplicaManager::open(ReplicaConfig::from_broker(&config), clock, &shutdown).await?;
-//! replicas.apply(assignments_from_the_metadata_image).await?;  // and on every new image
+//! replicas.apply_image(&controller.image()).await?;   // or apply(Vec<TopicAssignment>)
+//! replicas.spawn_image_listener(controller.subscribe());  // follows every new image
+//! replicas.wait_applied(image.offset(), deadline).await;   // e.g. after CreateTopics
 //!
 //! // Produce: append every partition of the request, then wait for all
 //! let acks = Acks::from_wire(request.acks).ok_or(INVALID_REQUIRED_ACKS)?;
@@ -73,14 +75,12 @@ mod offsets;
 mod partition;
 mod produce;
 
-pub use assignment::{PartitionAssignment, TopicAssignment};
+pub use assignment::{assignments_from_image, PartitionAssignment, TopicAssignment};
 pub use config::{
     fsync_before_ack, log_defaults, topic_log_config, ReplicaConfig,
     DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
-pub use dirs::{
-    uuid_from_base64, uuid_to_base64, DELETE_SUFFIX, PARTITION_METADATA_FILE, STRAY_SUFFIX,
-};
+pub use dirs::{DELETE_SUFFIX, PARTITION_METADATA_FILE, STRAY_SUFFIX};
 pub use error::ReplicaError;
 pub use fetch::{FetchParams, FetchPartition, FetchedPartition, IsolationLevel, MAX_FETCH_WAIT};
 pub use info::{LogDirInfo, LogDirPartition, PartitionStatus};
