@@ -9,10 +9,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
+use weir_metadata::{Controller, ControllerConfig};
+use weir_types::SystemClock;
 
-use crate::api::Api;
+use crate::api::{Api, ApiState, ProducerIds};
 use crate::config::BrokerConfig;
 use crate::net::{self, ConnectionLimits, Service};
+use crate::replica::{ReplicaConfig, ReplicaManager};
 use crate::BrokerError;
 
 /// An address clients are told to connect to (Metadata's broker endpoints).
@@ -62,47 +65,122 @@ pub struct Broker<S = Api> {
     listeners: Vec<BoundListener>,
     /// Answers every request of every listener.
     service: Arc<S>,
+    /// The storage and control machinery behind the real api layer, stopped after
+    /// the listeners have drained; `None` for a service plugged in by `bind_with`.
+    machinery: Option<Machinery>,
+}
+
+/// What [`Broker::bind`] starts besides the listeners, in the order it is stopped.
+#[derive(Debug)]
+struct Machinery {
+    /// Set when the broker starts draining: long polls answer at once, so the drain
+    /// is not held up for their `max_wait_ms`.
+    draining: CancellationToken,
+    /// The partitions, following the controller's images; shut down (image
+    /// listener, flushers, final flush, checkpoints, clean-shutdown marker) once no
+    /// request can reach them any more.
+    replicas: ReplicaManager,
+    /// The controller thread; stopped last, after the last metadata reader.
+    controller: Controller,
 }
 
 impl Broker<Api> {
-    /// Validates `config`, binds its listeners, and builds the api layer.
+    /// Validates `config`, binds its listeners, opens the data directory (metadata
+    /// log, partition logs with recovery, producer id block) and builds the api
+    /// layer over it. Nothing is served until [`Broker::run`].
+    ///
+    /// The order matters: the listeners are bound first so the controller registers
+    /// this broker with its real advertised ports, and the replica manager applies
+    /// the recovered metadata before the first request, so every partition the
+    /// metadata names is served from the start.
     pub async fn bind(config: BrokerConfig) -> Result<Self, BrokerError> {
-        Self::bind_with(config, Api::new).await
+        config.validate()?;
+        let (config, listeners, endpoints) = bind_listeners(config).await?;
+        let data_dir = config.log_dirs[0].clone();
+
+        let dir = data_dir.clone();
+        let producer_ids = blocking(move || ProducerIds::open(&dir))
+            .await?
+            .map_err(|source| BrokerError::ProducerIds {
+                dir: data_dir.clone(),
+                source,
+            })?;
+
+        let controller_config = ControllerConfig {
+            node_id: config.node_id,
+            num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            delete_topic_enable: config.delete_topic_enable,
+            listeners: endpoints
+                .iter()
+                .map(|e| weir_metadata::Endpoint {
+                    name: e.listener.clone(),
+                    host: e.host.clone(),
+                    port: e.port,
+                    // PLAINTEXT: the only security protocol Weir serves.
+                    security_protocol: 0,
+                })
+                .collect(),
+            ..ControllerConfig::default()
+        };
+        let dir = data_dir.clone();
+        let controller = blocking(move || Controller::open(&dir, controller_config))
+            .await?
+            .map_err(BrokerError::Metadata)?;
+
+        // The parent of the replica manager's own token; its `shutdown` stops it.
+        let background = CancellationToken::new();
+        let replicas = ReplicaManager::open(
+            ReplicaConfig::from_broker(&config),
+            Arc::new(SystemClock),
+            &background,
+        )
+        .await
+        .map_err(BrokerError::Replica)?;
+        replicas
+            .apply_image(&controller.image())
+            .await
+            .map_err(BrokerError::Replica)?;
+        replicas.spawn_image_listener(controller.subscribe());
+
+        let draining = CancellationToken::new();
+        let state = ApiState::new(
+            config.clone(),
+            endpoints,
+            controller.clone(),
+            replicas.clone(),
+            producer_ids,
+            draining.clone(),
+        );
+        Ok(Self {
+            config,
+            listeners,
+            service: Arc::new(Api::new(state)),
+            machinery: Some(Machinery {
+                draining,
+                replicas,
+                controller,
+            }),
+        })
     }
 }
 
 impl<S: Service> Broker<S> {
     /// As [`Broker::bind`], with the service built by `make_service` from the config
-    /// and the advertised endpoints (tests and embedders plug in their own).
+    /// and the advertised endpoints (tests and embedders plug in their own). Nothing
+    /// but the listeners is opened.
     pub async fn bind_with(
         config: BrokerConfig,
         make_service: impl FnOnce(Arc<BrokerConfig>, Vec<Endpoint>) -> S,
     ) -> Result<Self, BrokerError> {
         config.validate()?;
-        let mut listeners = Vec::with_capacity(config.listeners.len());
-        for listener in &config.listeners {
-            let bind_error = |source| BrokerError::Bind {
-                listener: listener.to_string(),
-                source,
-            };
-            let socket = TcpListener::bind((listener.bind_host(), listener.port))
-                .await
-                .map_err(bind_error)?;
-            let local_addr = socket.local_addr().map_err(bind_error)?;
-            info!(listener = %listener.name, %local_addr, "listening");
-            listeners.push(BoundListener {
-                name: listener.name.clone(),
-                socket,
-                local_addr,
-            });
-        }
-        let config = Arc::new(config);
-        let endpoints = advertised_endpoints(&config, &listeners);
+        let (config, listeners, endpoints) = bind_listeners(config).await?;
         let service = Arc::new(make_service(config.clone(), endpoints));
         Ok(Self {
             config,
             listeners,
             service,
+            machinery: None,
         })
     }
 
@@ -125,9 +203,20 @@ impl<S: Service> Broker<S> {
     }
 
     /// Serves every listener until `shutdown` is cancelled and every connection has
-    /// drained. Logs `weir broker ready on ADDR[,ADDR...]` once serving: the line
-    /// tests and scripts wait for.
+    /// drained, then stops the machinery [`Broker::bind`] started: the metadata
+    /// publisher, the partitions (final flush, checkpoints, clean-shutdown marker,
+    /// so the next start skips recovery) and the controller. Logs `weir broker ready
+    /// on ADDR[,ADDR...]` once serving: the line tests and scripts wait for.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
+        if let Some(m) = &self.machinery {
+            let (shutdown, draining) = (shutdown.clone(), m.draining.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => draining.cancel(),
+                    () = draining.cancelled() => {}
+                }
+            });
+        }
         let limits = ConnectionLimits::from_config(&self.config);
         // A child token so a failed listener can stop its siblings without cancelling
         // the caller's token.
@@ -150,12 +239,61 @@ impl<S: Service> Broker<S> {
                 failure.get_or_insert(join_error);
             }
         }
+        let stopped = match self.machinery {
+            Some(m) => m.stop().await,
+            None => Ok(()),
+        };
         info!(node_id = %self.config.node_id, "weir broker stopped");
         match failure {
             Some(join_error) => Err(BrokerError::Listener(join_error)),
-            None => Ok(()),
+            None => stopped,
         }
     }
+}
+
+impl Machinery {
+    /// Stops everything in dependency order; see [`Broker::run`].
+    async fn stop(self) -> Result<(), BrokerError> {
+        self.draining.cancel();
+        let flushed = self.replicas.shutdown().await;
+        self.controller.shutdown().await;
+        flushed.map_err(BrokerError::Replica)
+    }
+}
+
+/// Binds every listener of `config` and works out the endpoints to advertise.
+async fn bind_listeners(
+    config: BrokerConfig,
+) -> Result<(Arc<BrokerConfig>, Vec<BoundListener>, Vec<Endpoint>), BrokerError> {
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let bind_error = |source| BrokerError::Bind {
+            listener: listener.to_string(),
+            source,
+        };
+        let socket = TcpListener::bind((listener.bind_host(), listener.port))
+            .await
+            .map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(bind_error)?;
+        info!(listener = %listener.name, %local_addr, "listening");
+        listeners.push(BoundListener {
+            name: listener.name.clone(),
+            socket,
+            local_addr,
+        });
+    }
+    let config = Arc::new(config);
+    let endpoints = advertised_endpoints(&config, &listeners);
+    Ok((config, listeners, endpoints))
+}
+
+/// Runs blocking startup work (file reads, log recovery) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(BrokerError::Startup)
 }
 
 /// What Metadata will hand to clients: `advertised.listeners` when set, otherwise

@@ -1,8 +1,10 @@
 //! The crate's error type.
 
 use std::io;
+use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::replica::ReplicaError;
 
 /// Why a broker could not start or keep running.
 ///
@@ -25,4 +27,21 @@ pub enum BrokerError {
     /// listeners.
     #[error("a listener failed")]
     Listener(#[source] tokio::task::JoinError),
+    /// The metadata log or the controller could not be opened.
+    #[error("cannot start the controller")]
+    Metadata(#[source] weir_metadata::MetadataError),
+    /// The partition logs could not be opened, or not closed cleanly.
+    #[error("partition storage failed")]
+    Replica(#[source] ReplicaError),
+    /// The producer id block file could not be read.
+    #[error("cannot read the producer id block in {}", dir.display())]
+    ProducerIds {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A blocking startup task panicked or was cancelled.
+    #[error("a startup task failed")]
+    Startup(#[source] tokio::task::JoinError),
 }

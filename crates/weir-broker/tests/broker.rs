@@ -84,13 +84,19 @@ async fn address_in_use_names_the_listener() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn placeholder_api_closes_connections() {
+async fn api_closes_connections_on_an_undecodable_header() {
     timeout(TEST_TIMEOUT, async {
-        let broker = Broker::bind(config_on_port_0()).await.expect("bind");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = BrokerConfig {
+            log_dirs: vec![dir.path().to_path_buf()],
+            ..config_on_port_0()
+        };
+        let broker = Broker::bind(config).await.expect("bind");
         let addr = broker.local_addrs()[0].1;
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(broker.run(shutdown.clone()));
         let mut client = TcpStream::connect(addr).await.expect("connect");
+        // ApiVersions v3 whose flexible header ends before its tag buffer.
         send(&mut client, b"\x00\x12\x00\x03\x00\x00\x00\x01\xff\xff").await;
         common::expect_closed(&mut client).await;
         shutdown.cancel();

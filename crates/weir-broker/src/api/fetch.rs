@@ -1,0 +1,209 @@
+//! Fetch (v4+): read record batches, waiting for data when there is not enough.
+//!
+//! - Topics by name up to v12, by id from v13 (an unknown id is UNKNOWN_TOPIC_ID for
+//!   each of its partitions).
+//! - The replica layer does the reading and the long poll: bounded by the high
+//!   watermark (read_committed: the last stable offset), `max_bytes` over the
+//!   response and `partition_max_bytes` per partition with KIP-74's "first batch
+//!   whole", and waiting until `min_bytes` are there or `max_wait_ms` passes. A
+//!   fetch that may wait is answered as [`Handled::Later`], so the connection keeps
+//!   reading; one that may not (`max_wait_ms` or `min_bytes` at most 0) is answered
+//!   inline.
+//! - Fetch sessions (KIP-227): Weir creates none. A full fetch (session id 0) is
+//!   answered with session id 0, which tells the client no session exists, so it
+//!   keeps sending full fetches: legal and what Kafka does when its session cache is
+//!   full. Forgotten topics only matter inside a session, so they are ignored. A
+//!   session id we never issued is FETCH_SESSION_ID_NOT_FOUND, and a session epoch
+//!   other than 0 or -1 without a session is INVALID_FETCH_SESSION_EPOCH, as Kafka
+//!   answers them; the client then starts over with a full fetch.
+
+use std::time::Duration;
+
+use weir_metadata::Uuid;
+use weir_protocol::messages::fetch::{
+    FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
+};
+use weir_protocol::Response;
+use weir_types::{ErrorCode, LeaderEpoch, Offset};
+
+use super::{ApiState, Handled};
+use crate::replica::{FetchParams, FetchPartition, FetchedPartition, IsolationLevel};
+
+/// A requested topic: its name and id as the response echoes them, and for each
+/// partition either its index into the replica layer's request or an error.
+struct TopicSlot {
+    name: String,
+    id: Uuid,
+    partitions: Vec<(i32, Result<usize, ErrorCode>)>,
+}
+
+/// Handles a Fetch request; see the module docs.
+pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16) -> Handled {
+    if version >= 7 {
+        if let Some(code) = session_error(request.session_id, request.session_epoch) {
+            return Handled::Now(Response::Fetch(FetchResponse {
+                error_code: code.code(),
+                session_id: request.session_id,
+                ..FetchResponse::default()
+            }));
+        }
+    }
+    let image = if version >= 13 {
+        Some(state.served_image().await)
+    } else {
+        None
+    };
+    let mut wanted: Vec<FetchPartition> = Vec::new();
+    let mut slots = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = match &image {
+            Some(image) => image.topic_by_id(topic.topic_id).map(|t| t.name.clone()),
+            None => Some(topic.topic.clone()),
+        };
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let Some(name) = &name else {
+                    return (p.partition, Err(ErrorCode::UnknownTopicId));
+                };
+                wanted.push(FetchPartition {
+                    topic: name.clone(),
+                    partition: p.partition,
+                    fetch_offset: Offset(p.fetch_offset),
+                    partition_max_bytes: non_negative(p.partition_max_bytes),
+                    current_leader_epoch: LeaderEpoch(p.current_leader_epoch),
+                });
+                (p.partition, Ok(wanted.len() - 1))
+            })
+            .collect();
+        slots.push(TopicSlot {
+            name: name.unwrap_or_default(),
+            id: topic.topic_id,
+            partitions,
+        });
+    }
+    let isolation = IsolationLevel::from_wire(request.isolation_level);
+    let params = FetchParams {
+        max_wait: Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)),
+        min_bytes: non_negative(request.min_bytes),
+        max_bytes: non_negative(request.max_bytes),
+        isolation_level: isolation,
+        replica_id: if version >= 15 {
+            request.replica_state.replica_id
+        } else {
+            request.replica_id
+        },
+    };
+    let replicas = state.replicas.clone();
+    if params.max_wait.is_zero() || params.min_bytes == 0 || wanted.is_empty() {
+        let fetched = replicas.fetch(params, wanted).await;
+        return Handled::Now(Response::Fetch(respond(slots, fetched, isolation)));
+    }
+    let draining = state.draining.clone();
+    Handled::Later(Box::pin(async move {
+        // A broker that starts draining answers long polls with what is there now
+        // (dropping the wait holds nothing), so shutdown is not held up by them.
+        let fetched = tokio::select! {
+            fetched = replicas.fetch(params, wanted.clone()) => fetched,
+            () = draining.cancelled() => {
+                let now = FetchParams { max_wait: Duration::ZERO, ..params };
+                replicas.fetch(now, wanted).await
+            }
+        };
+        Response::Fetch(respond(slots, fetched, isolation))
+    }))
+}
+
+/// The top-level error for a session we cannot serve, if any.
+fn session_error(session_id: i32, session_epoch: i32) -> Option<ErrorCode> {
+    if session_id != 0 {
+        Some(ErrorCode::FetchSessionIdNotFound)
+    } else if session_epoch != 0 && session_epoch != -1 {
+        Some(ErrorCode::InvalidFetchSessionEpoch)
+    } else {
+        None
+    }
+}
+
+fn non_negative(n: i32) -> usize {
+    usize::try_from(n).unwrap_or(0)
+}
+
+fn respond(
+    slots: Vec<TopicSlot>,
+    fetched: Vec<FetchedPartition>,
+    isolation: IsolationLevel,
+) -> FetchResponse {
+    // read_committed readers get an (empty) aborted-transactions list, as Kafka
+    // sends; read_uncommitted ones null.
+    let aborted = (isolation == IsolationLevel::ReadCommitted).then(Vec::new);
+    let mut fetched: Vec<Option<FetchedPartition>> = fetched.into_iter().map(Some).collect();
+    FetchResponse {
+        responses: slots
+            .into_iter()
+            .map(|slot| FetchableTopicResponse {
+                topic: slot.name,
+                topic_id: slot.id,
+                partitions: slot
+                    .partitions
+                    .into_iter()
+                    .map(|(index, r)| {
+                        let got = r.and_then(|i| {
+                            fetched
+                                .get_mut(i)
+                                .and_then(Option::take)
+                                .ok_or(ErrorCode::UnknownServerError)
+                        });
+                        partition_data(index, got, aborted.clone())
+                    })
+                    .collect(),
+            })
+            .collect(),
+        ..FetchResponse::default()
+    }
+}
+
+fn partition_data(
+    index: i32,
+    got: Result<FetchedPartition, ErrorCode>,
+    aborted: Option<Vec<weir_protocol::messages::fetch::AbortedTransaction>>,
+) -> PartitionData {
+    match got {
+        Ok(p) => PartitionData {
+            partition_index: index,
+            error_code: p.error.code(),
+            high_watermark: p.high_watermark.get(),
+            last_stable_offset: p.last_stable_offset.get(),
+            log_start_offset: p.log_start_offset.get(),
+            aborted_transactions: aborted,
+            records: Some(p.records),
+            ..PartitionData::default()
+        },
+        Err(code) => PartitionData {
+            partition_index: index,
+            error_code: code.code(),
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: Some(bytes::Bytes::new()),
+            ..PartitionData::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_refused_the_way_kafka_refuses_them() {
+        assert_eq!(session_error(0, -1), None);
+        assert_eq!(session_error(0, 0), None);
+        assert_eq!(session_error(5, 1), Some(ErrorCode::FetchSessionIdNotFound));
+        assert_eq!(
+            session_error(0, 3),
+            Some(ErrorCode::InvalidFetchSessionEpoch)
+        );
+    }
+}
