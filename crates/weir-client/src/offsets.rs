@@ -62,76 +62,84 @@ pub(crate) async fn list_offsets(
     if cluster.add_topics(query.iter().map(|(tp, _)| tp.topic.as_str())) {
         let _ = cluster.refresh().await;
     }
-    let mut done: BTreeMap<TopicPartition, Result<ListedOffset>> = BTreeMap::new();
-    let mut pending: Vec<(TopicPartition, OffsetSpec)> = query.to_vec();
+    // One slot per query item: a partition may be asked about more than once.
+    let mut done: Vec<Option<Result<ListedOffset>>> = query.iter().map(|_| None).collect();
+    let mut pending: Vec<usize> = (0..query.len()).collect();
     let mut attempt = 0;
-    loop {
-        let mut retry = Vec::new();
+    while !pending.is_empty() {
+        let mut retry: Vec<(usize, Error)> = Vec::new();
+        // A request names each partition once; repeats wait for the next round.
+        let mut later = Vec::new();
         let metadata = cluster.metadata();
-        let mut by_node: BTreeMap<NodeId, Vec<(TopicPartition, OffsetSpec)>> = BTreeMap::new();
-        for (tp, spec) in pending {
-            match metadata.topic(&tp.topic) {
-                Some(t) if t.partition(tp.partition).is_none() => {
-                    done.insert(
-                        tp.clone(),
-                        Err(Error::kafka(
-                            tp.to_string(),
-                            ErrorCode::UnknownTopicOrPartition,
-                            None,
-                        )),
-                    );
-                }
-                _ => match metadata.leader(&tp) {
-                    Some(node) => by_node.entry(node).or_default().push((tp, spec)),
-                    None => {
-                        let e = Error::kafka(tp.to_string(), ErrorCode::LeaderNotAvailable, None);
-                        retry.push((tp, spec, e));
+        let mut by_node: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+        for i in pending {
+            let Some((tp, _)) = query.get(i) else {
+                continue;
+            };
+            let unknown = metadata
+                .topic(&tp.topic)
+                .is_some_and(|t| t.partition(tp.partition).is_none());
+            if unknown {
+                let e = Error::kafka(tp.to_string(), ErrorCode::UnknownTopicOrPartition, None);
+                done[i] = Some(Err(e));
+                continue;
+            }
+            match metadata.leader(tp) {
+                Some(node) => {
+                    let batch = by_node.entry(node).or_default();
+                    if batch.iter().any(|&j| query[j].0 == *tp) {
+                        later.push(i);
+                    } else {
+                        batch.push(i);
                     }
-                },
+                }
+                None => {
+                    let e = Error::kafka(tp.to_string(), ErrorCode::LeaderNotAvailable, None);
+                    retry.push((i, e));
+                }
             }
         }
-        for (node, parts) in by_node {
+        for (node, items) in by_node {
+            let parts: Vec<(TopicPartition, OffsetSpec)> =
+                items.iter().map(|&i| query[i].clone()).collect();
             match ask(cluster, node, &parts, isolation).await {
                 Ok(results) => {
-                    for ((tp, spec), r) in parts.into_iter().zip(results) {
+                    for (i, r) in items.into_iter().zip(results) {
                         match r {
-                            Err(e) if e.is_retriable() => retry.push((tp, spec, e)),
-                            r => {
-                                done.insert(tp, r);
-                            }
+                            Err(e) if e.is_retriable() => retry.push((i, e)),
+                            r => done[i] = Some(r),
                         }
                     }
                 }
                 Err(e) if e.is_retriable() => {
-                    retry.extend(parts.into_iter().map(|(tp, spec)| (tp, spec, e.clone())));
+                    retry.extend(items.into_iter().map(|i| (i, e.clone())));
                 }
                 Err(e) => return Err(e),
             }
         }
-        if retry.is_empty() {
-            break;
-        }
-        if start.elapsed() >= config.api_timeout {
-            for (tp, _, e) in retry {
-                done.insert(tp, Err(e));
+        if !retry.is_empty() && start.elapsed() >= config.api_timeout {
+            for (i, e) in retry.drain(..) {
+                done[i] = Some(Err(e));
             }
-            break;
         }
-        cluster.request_refresh();
-        tokio::time::sleep(backoff(
-            config.retry_backoff,
-            config.retry_backoff_max,
-            attempt,
-        ))
-        .await;
-        attempt += 1;
-        let _ = cluster.maybe_refresh().await;
-        pending = retry.into_iter().map(|(tp, spec, _)| (tp, spec)).collect();
+        if !retry.is_empty() {
+            cluster.request_refresh();
+            tokio::time::sleep(backoff(
+                config.retry_backoff,
+                config.retry_backoff_max,
+                attempt,
+            ))
+            .await;
+            attempt += 1;
+            let _ = cluster.maybe_refresh().await;
+        }
+        pending = retry.into_iter().map(|(i, _)| i).chain(later).collect();
     }
     Ok(query
         .iter()
-        .map(|(tp, _)| {
-            let r = done.remove(tp).unwrap_or_else(|| {
+        .zip(done)
+        .map(|((tp, _), r)| {
+            let r = r.unwrap_or_else(|| {
                 Err(Error::kafka(
                     tp.to_string(),
                     ErrorCode::UnknownServerError,
