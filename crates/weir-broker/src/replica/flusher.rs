@@ -76,7 +76,8 @@ impl Partition {
             return false;
         }
         let config = log.config();
-        unflushed >= config.flush_messages
+        self.force_flush.swap(false, Ordering::AcqRel)
+            || unflushed >= config.flush_messages
             || flush_ms_deadline(state.last_flush, config.flush_ms)
                 .is_some_and(|d| d <= Instant::now())
     }

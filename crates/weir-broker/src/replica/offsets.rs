@@ -90,6 +90,23 @@ impl ReplicaManager {
         })
     }
 
+    /// OffsetForLeaderEpoch for one partition: the largest epoch at or below
+    /// `leader_epoch` in the log and the offset where it ended (the log end for the
+    /// latest epoch), or (-1, -1) when unknown. Checks `current_leader_epoch` first,
+    /// and answers only as leader.
+    pub fn end_offset_for_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: LeaderEpoch,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<(LeaderEpoch, Offset)> {
+        let p = self.partition(topic, partition)?;
+        let state = p.read()?;
+        p.check_fetchable(&state, current_leader_epoch)?;
+        Ok(p.log(&state)?.end_offset_for_epoch(leader_epoch))
+    }
+
     /// DeleteRecords for one partition: deletes every record below `offset` (-1:
     /// below the high watermark) and returns the new low watermark (the log start
     /// offset). An offset beyond the high watermark is OFFSET_OUT_OF_RANGE.

@@ -16,7 +16,7 @@
 //! the flushed offset, otherwise the log end. It only moves forward here.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{watch, Notify};
@@ -110,6 +110,9 @@ pub(crate) struct Partition {
     state: RwLock<State>,
     /// Wakes the partition's flusher: data to flush, or a config change.
     pub(crate) flush_requested: Notify,
+    /// Set by a config change: the flusher flushes once whatever the policy says,
+    /// so acks=all appends waiting under the old policy are released.
+    pub(crate) force_flush: AtomicBool,
     /// The durable offset, for acks=all waiters.
     pub(crate) flushed: watch::Sender<FlushProgress>,
     /// Consumer fetches waiting for the high watermark to move.
@@ -154,6 +157,7 @@ impl Partition {
             data_dir,
             state: RwLock::new(state),
             flush_requested: Notify::new(),
+            force_flush: AtomicBool::new(false),
             flushed: watch::Sender::new(FlushProgress {
                 flushed,
                 failed,
@@ -263,6 +267,7 @@ impl Partition {
         log.set_config(config)?;
         let moved = advance_high_watermark(&mut state);
         drop(state);
+        self.force_flush.store(true, Ordering::Release);
         self.flush_requested.notify_one();
         if moved {
             self.hw_waiters.wake_all();

@@ -122,7 +122,11 @@ impl ReplicaManager {
         acks: Acks,
         timeout: Duration,
     ) -> Result<AppendResult> {
-        let deadline = Instant::now() + timeout;
+        // A far-future deadline rather than an overflow for absurd timeouts.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         self.start_append(topic, partition, records, acks)?
             .wait_until(deadline)
             .await
@@ -170,6 +174,13 @@ impl Partition {
         let epoch = state.leader_epoch;
         let isr = state.isr.len();
         let log = self.log_mut(&mut state)?;
+        if let Some(latest) = log.latest_epoch().filter(|latest| *latest > epoch) {
+            // The log holds data of a newer epoch than the metadata gave us: our
+            // registration is stale. Refuse rather than write an epoch backwards
+            // (which the log asserts against).
+            tracing::warn!(partition = %self.name(), latest = latest.get(), epoch = epoch.get(), "log is ahead of the leader epoch in the metadata");
+            return Err(self.not_leader_error());
+        }
         let min_isr = log.config().min_insync_replicas;
         if acks == Acks::All && i64::try_from(isr).unwrap_or(i64::MAX) < i64::from(min_isr) {
             return Err(ReplicaError::NotEnoughReplicas { isr, min: min_isr });
