@@ -37,9 +37,11 @@ pub mod producer_state;
 mod read;
 mod recovery;
 mod retention;
+mod scan;
 mod segment;
 #[cfg(test)]
 mod test_util;
+mod validate;
 
 pub use checkpoint::TopicPartition;
 pub use config::{CleanupPolicy, CompressionType, LogConfig, TimestampType};

@@ -25,16 +25,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use weir_protocol::records::{
-    BatchView, Batches, Compression, RecordsError, TimestampType as WireTimestampType,
-};
-use weir_types::{Clock, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
+use weir_protocol::records::{BatchView, Batches};
+use weir_types::{Clock, LeaderEpoch, Offset};
 
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{LogError, Result};
-use crate::producer_state::{self, ProducerBatch, ProducerStateManager, SequenceCheck};
+use crate::producer_state::{self, ProducerStateManager, SequenceCheck};
 use crate::segment::{AppendedBatch, Segment};
+use crate::validate::{producer_batch, records_error};
 
 /// What an append did (or, for a duplicate, what the original append did).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -571,82 +570,5 @@ impl Log {
             producer_state::delete_snapshots(&self.dir, |o| o < keep_from)?;
         }
         Ok(())
-    }
-
-    /// Kafka's record-level checks for a producer batch: offset deltas 0, 1, 2, ...
-    /// and timestamps within `message.timestamp.{before,after}.max.ms` (CreateTime).
-    /// Uncompressed batches are walked record by record (no allocation); compressed
-    /// batches are not decompressed here: their header timestamps are checked.
-    fn validate_records(&self, view: &BatchView, now_ms: i64) -> Result<()> {
-        let create_time = self.config.message_timestamp_type == TimestampType::CreateTime;
-        let check_ts = |ts: i64| -> Result<()> {
-            if !create_time || ts == -1 {
-                return Ok(());
-            }
-            if ts < now_ms.saturating_sub(self.config.message_timestamp_before_max_ms) {
-                return Err(LogError::InvalidTimestamp {
-                    timestamp: ts,
-                    now_ms,
-                    reason: "older than message.timestamp.before.max.ms",
-                });
-            }
-            if ts > now_ms.saturating_add(self.config.message_timestamp_after_max_ms) {
-                return Err(LogError::InvalidTimestamp {
-                    timestamp: ts,
-                    now_ms,
-                    reason: "newer than message.timestamp.after.max.ms",
-                });
-            }
-            Ok(())
-        };
-        if view.compression() != Compression::None {
-            check_ts(view.base_timestamp())?;
-            return check_ts(view.max_timestamp());
-        }
-        let records = view
-            .records(MAX_DECOMPRESSED_BYTES)
-            .map_err(records_error)?;
-        for (i, record) in records.enumerate() {
-            let record = record.map_err(records_error)?;
-            if i64::from(record.offset_delta) != i as i64 {
-                return Err(LogError::InvalidRecord(format!(
-                    "record {i} has offset delta {}; producers write 0, 1, 2, ...",
-                    record.offset_delta
-                )));
-            }
-            if view.timestamp_type() == WireTimestampType::CreateTime {
-                check_ts(record.timestamp)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The producer-state view of a batch, if an idempotent producer wrote it.
-fn producer_batch(
-    view: &BatchView,
-    base_offset: Offset,
-    last_offset: Offset,
-    append_time: Option<i64>,
-) -> Option<ProducerBatch> {
-    view.has_producer_id().then(|| {
-        ProducerBatch::new(
-            ProducerId(view.producer_id()),
-            ProducerEpoch(view.producer_epoch()),
-            Sequence(view.base_sequence()),
-            base_offset,
-            last_offset,
-            append_time.unwrap_or(view.max_timestamp()),
-        )
-    })
-}
-
-/// Maps a codec error on client input to the log's error.
-pub(crate) fn records_error(e: RecordsError) -> LogError {
-    match e {
-        RecordsError::UnsupportedMagic(_)
-        | RecordsError::InvalidClientBatch(_)
-        | RecordsError::InvalidControlRecord(_) => LogError::InvalidRecord(e.to_string()),
-        other => LogError::corrupt(other.to_string()),
     }
 }

@@ -13,7 +13,8 @@ use weir_types::{LeaderEpoch, Offset};
 
 use crate::error::{LogError, Result};
 use crate::log::{Log, MAX_DECOMPRESSED_BYTES};
-use crate::segment::{ScanError, Segment};
+use crate::scan::ScanError;
+use crate::segment::Segment;
 
 /// The result of [`Log::read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
