@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use weir_protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic};
 use weir_protocol::Uuid;
-use weir_types::NodeId;
+use weir_types::{ErrorCode, NodeId};
 
 pub use metadata::{BrokerInfo, Metadata, PartitionInfo, TopicError, TopicInfo, TopicPartition};
 
@@ -272,7 +272,11 @@ impl Cluster {
         s.metadata = Arc::new(next);
         s.generation += 1;
         s.refreshed_at = Some(Instant::now());
-        s.stale = !errors.is_empty();
+        // A topic being created (LEADER_NOT_AVAILABLE) is worth asking about again
+        // soon; one that does not exist is not (whoever waits for it polls).
+        s.stale = errors
+            .iter()
+            .any(|e| e.error.is_retriable() && e.error != ErrorCode::UnknownTopicOrPartition);
         Ok(())
     }
 
@@ -332,7 +336,7 @@ impl Cluster {
             self.request_refresh();
             return Err(Error::kafka(
                 format!("broker {node}"),
-                weir_types::ErrorCode::BrokerNotAvailable,
+                ErrorCode::BrokerNotAvailable,
                 Some(format!("broker {node} is not in the cluster metadata")),
             ));
         };

@@ -47,6 +47,8 @@ pub(crate) struct Pending {
 pub(crate) struct Outgoing {
     pub(crate) frame: Vec<Bytes>,
     pub(crate) pending: Option<Pending>,
+    /// Told once the frame is flushed to the socket (requests without a response).
+    pub(crate) written: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -178,11 +180,12 @@ pub(crate) async fn write_loop(
             let _ = w.shutdown().await;
             return;
         };
-        let mut result = write_one(&mut w, first, &shared).await;
+        let mut written = Vec::new();
+        let mut result = write_one(&mut w, first, &shared, &mut written).await;
         // Coalesce whatever else is already queued into the same flush.
         while result.is_ok() {
             match rx.try_recv() {
-                Ok(m) => result = write_one(&mut w, m, &shared).await,
+                Ok(m) => result = write_one(&mut w, m, &shared, &mut written).await,
                 Err(_) => break,
             }
         }
@@ -193,6 +196,9 @@ pub(crate) async fn write_loop(
             shared.fail(shared.lost(e));
             return;
         }
+        for tx in written {
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -200,7 +206,9 @@ async fn write_one(
     w: &mut BufWriter<OwnedWriteHalf>,
     m: Outgoing,
     shared: &Shared,
+    written: &mut Vec<oneshot::Sender<()>>,
 ) -> io::Result<()> {
+    written.extend(m.written);
     if let Some(p) = m.pending {
         if !shared.register(p) {
             return Ok(());

@@ -196,12 +196,24 @@ impl Connection {
         self.enqueue_with_permit(req, version, Some(permit), extra_timeout)
     }
 
-    /// Queues a request the broker will not answer (Produce with acks=0).
-    pub fn enqueue_no_response<R: ClientRequest>(&self, req: &R, version: i16) -> Result<()> {
+    /// Queues a request the broker will not answer (Produce with acks=0); the
+    /// future resolves once the frame is written to the socket.
+    pub fn enqueue_no_response<R: ClientRequest>(
+        &self,
+        req: &R,
+        version: i16,
+    ) -> Result<impl Future<Output = Result<()>> + Send + 'static> {
         let (frame, _) = self.encode(req, version)?;
+        let (tx, rx) = oneshot::channel();
         self.push(Outgoing {
             frame,
             pending: None,
+            written: Some(tx),
+        })?;
+        let shared = self.inner.shared.clone();
+        Ok(async move {
+            rx.await
+                .map_err(|_| shared.failure().unwrap_or(Error::Closed("connection")))
         })
     }
 
@@ -222,6 +234,7 @@ impl Connection {
                 tx,
                 _permit: permit,
             }),
+            written: None,
         })?;
         let conn = self.clone();
         let timeout = self.inner.config.request_timeout + extra_timeout.unwrap_or_default();
@@ -311,6 +324,7 @@ impl Connection {
                     tx,
                     _permit: None,
                 }),
+                written: None,
             })?;
             let frame = self
                 .wait(rx, ApiKey::ApiVersions, self.inner.config.request_timeout)

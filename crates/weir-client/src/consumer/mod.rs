@@ -258,7 +258,10 @@ impl Consumer {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            let wake = next.map_or(deadline, |n| n.min(deadline));
+            let mut wake = next.map_or(deadline, |n| n.min(deadline));
+            if let Some(wait) = self.cluster.refresh_wait() {
+                wake = wake.min(now + wait.max(Duration::from_millis(1)));
+            }
             tokio::select! {
                 ev = self.rx.recv() => {
                     if let Some(ev) = ev {

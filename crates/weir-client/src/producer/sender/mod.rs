@@ -42,7 +42,8 @@ enum Event {
     Produced {
         node: NodeId,
         batches: Vec<ProducerBatch>,
-        result: Result<ProduceResponse>,
+        /// `None`: an acks=0 request was written.
+        result: Result<Option<ProduceResponse>>,
     },
     Connected {
         node: NodeId,
@@ -51,6 +52,10 @@ enum Event {
     Refreshed,
     ProducerId(Result<ProducerIdentity>),
 }
+
+/// A queued Produce request: its response, or `None` once written (acks=0).
+type InFlight =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<ProduceResponse>>> + Send>>;
 
 /// The longest the loop sleeps while batches are waiting (a safety net for
 /// conditions no event announces, such as a delivery timeout passing).
@@ -370,18 +375,16 @@ impl Sender {
                 b
             })
             .collect();
-        if config.acks == Acks::None {
-            match conn.enqueue_no_response(&req, version) {
-                Ok(()) => {
-                    for b in batches {
-                        self.finish(b, Ok((-1, -1)));
-                    }
-                }
-                Err(e) => self.settle(batches, Err(e)),
-            }
-            return;
-        }
-        match conn.enqueue(&req, version, None) {
+        // acks=0 requests count as in flight until written, which bounds the
+        // bytes queued on the socket by max.in.flight.
+        let queued = if config.acks == Acks::None {
+            conn.enqueue_no_response(&req, version)
+                .map(|written| Box::pin(async move { written.await.map(|()| None) }) as InFlight)
+        } else {
+            conn.enqueue(&req, version, None)
+                .map(|response| Box::pin(async move { response.await.map(Some) }) as InFlight)
+        };
+        match queued {
             Ok(response) => {
                 *self.in_flight_nodes.entry(node).or_default() += 1;
                 for b in &batches {

@@ -39,7 +39,7 @@ impl Sender {
         &mut self,
         node: NodeId,
         batches: Vec<ProducerBatch>,
-        result: Result<ProduceResponse>,
+        result: Result<Option<ProduceResponse>>,
     ) {
         if let Some(n) = self.in_flight_nodes.get_mut(&node) {
             *n = n.saturating_sub(1);
@@ -57,9 +57,19 @@ impl Sender {
     }
 
     /// Completes, retries or fails each batch of a request by its partition's result.
-    pub(super) fn settle(&mut self, batches: Vec<ProducerBatch>, result: Result<ProduceResponse>) {
+    pub(super) fn settle(
+        &mut self,
+        batches: Vec<ProducerBatch>,
+        result: Result<Option<ProduceResponse>>,
+    ) {
         let resp = match result {
-            Ok(r) => r,
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                for b in batches {
+                    self.finish(b, Ok((-1, -1)));
+                }
+                return;
+            }
             Err(e) => {
                 if e.needs_metadata_refresh() {
                     self.cluster.request_refresh();
