@@ -36,6 +36,8 @@ mod log_tests;
 pub mod producer_state;
 mod read;
 mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 mod retention;
 mod scan;
 mod segment;
