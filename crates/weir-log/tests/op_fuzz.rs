@@ -263,7 +263,7 @@ fn random_operations_match_the_model() {
     let iterations: u64 = std::env::var("WEIR_OPFUZZ_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(20);
     for i in 0..iterations {
         run(0x0F_0000 + i, 300);
     }

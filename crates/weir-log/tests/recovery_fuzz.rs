@@ -268,7 +268,7 @@ fn recovery_keeps_exactly_the_valid_prefix() {
     let iterations: u64 = std::env::var("WEIR_FUZZ_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(200);
     for i in 0..iterations {
         run_one(0x5EED_0000 + i);
     }
