@@ -5,6 +5,7 @@
 pub mod mini;
 pub mod mini_data;
 pub mod server;
+pub mod weir;
 
 use std::time::Duration;
 
