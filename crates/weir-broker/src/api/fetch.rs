@@ -84,8 +84,18 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
         });
     }
     let isolation = IsolationLevel::from_wire(request.isolation_level);
+    // A partition that failed here (an unknown topic id) answers the fetch at once,
+    // as any partition error does in the replica layer and in Kafka.
+    let failed_here = slots
+        .iter()
+        .any(|s| s.partitions.iter().any(|(_, r)| r.is_err()));
+    let max_wait = if failed_here {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0))
+    };
     let params = FetchParams {
-        max_wait: Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)),
+        max_wait,
         min_bytes: non_negative(request.min_bytes),
         max_bytes: non_negative(request.max_bytes),
         isolation_level: isolation,
@@ -96,7 +106,7 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
         },
     };
     let replicas = state.replicas.clone();
-    if params.max_wait.is_zero() || params.min_bytes == 0 || wanted.is_empty() {
+    if params.max_wait.is_zero() || params.min_bytes == 0 {
         let fetched = replicas.fetch(params, wanted).await;
         return Handled::Now(Response::Fetch(respond(slots, fetched, isolation)));
     }
