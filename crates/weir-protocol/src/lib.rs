@@ -7,6 +7,19 @@
 //! decode is bounds-checked: lengths and counts are compared with the bytes that remain
 //! before anything is allocated, and every malformed input is a [`DecodeError`] value.
 
+// Decoding handles bytes from the network: no path may panic on them.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+
 pub mod error;
 pub mod header;
 mod message;
