@@ -457,3 +457,25 @@ async fn delete_records_moves_the_log_start() {
     assert_eq!(r.delete_records("t", 0, -1).await.unwrap(), Offset(5));
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_leader_change_ends_a_waiting_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(dir.path(), vec![topic("t", 1)]).await;
+    let r = b.replicas.clone();
+    let poll = tokio::spawn(async move { r.fetch(consumer(LONG, 1), vec![at("t", 0, 0)]).await });
+    tokio::task::yield_now().await;
+    assert!(!poll.is_finished());
+    let mut moved = topic("t", 1);
+    moved.partitions[0] = PartitionAssignment {
+        replicas: vec![NODE, NodeId(2)],
+        isr: vec![NodeId(2)],
+        leader: Some(NodeId(2)),
+        leader_epoch: LeaderEpoch(1),
+        ..moved.partitions[0].clone()
+    };
+    b.replicas.apply(vec![moved]).await.unwrap();
+    let got = timeout(STEP, poll).await.expect("woken").unwrap();
+    assert_eq!(got[0].error, ErrorCode::NotLeaderOrFollower);
+    b.stop().await;
+}

@@ -97,8 +97,10 @@ impl ReplicaManager {
     /// Whether the partition is hosted here with its log online (Metadata lists
     /// other partitions under `offline_replicas`).
     pub fn is_online(&self, topic: &str, partition: i32) -> bool {
-        self.partition_status(topic, partition)
-            .is_some_and(|s| s.online)
+        let Some(p) = self.hosted(topic, partition) else {
+            return false;
+        };
+        p.read().is_ok_and(|state| p.log(&state).is_ok())
     }
 
     /// Hosted partitions as `(topic, partition)`, sorted.

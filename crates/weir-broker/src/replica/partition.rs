@@ -247,13 +247,15 @@ impl Partition {
     /// Applies a new registration; wakes waiters if the high watermark moved.
     pub(crate) fn update_assignment(&self, assignment: &PartitionAssignment, node: NodeId) {
         let Ok(mut state) = self.write() else { return };
-        apply_assignment(&mut state, assignment, node);
-        advance_high_watermark(&mut state);
+        let changed = apply_assignment(&mut state, assignment, node);
+        let moved = advance_high_watermark(&mut state);
         drop(state);
-        // Waiting fetches re-check: the high watermark may have moved, or the role
-        // changed (they now get NOT_LEADER_OR_FOLLOWER).
-        self.hw_waiters.wake_all();
-        self.leo_waiters.wake_all();
+        // Waiting fetches re-check when the role or epoch changed (they now get
+        // NOT_LEADER_OR_FOLLOWER or an epoch error) or the high watermark moved.
+        if changed || moved {
+            self.hw_waiters.wake_all();
+            self.leo_waiters.wake_all();
+        }
     }
 
     /// Replaces the topic config (AlterConfigs reached the metadata). The flusher
@@ -306,16 +308,18 @@ impl Partition {
 }
 
 /// Sets role, epochs and replica sets from `assignment`. A registration older than
-/// the one applied (lower leader epoch) is ignored: epochs only grow.
-fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: NodeId) {
+/// the one applied (lower leader epoch) is ignored: epochs only grow. Returns
+/// whether the role or the leader epoch changed.
+fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: NodeId) -> bool {
     if assignment.leader_epoch < state.leader_epoch {
         tracing::warn!(
             current = state.leader_epoch.get(),
             got = assignment.leader_epoch.get(),
             "ignoring a partition registration with an older leader epoch"
         );
-        return;
+        return false;
     }
+    let before = (state.role, state.leader_epoch);
     state.leader_epoch = assignment.leader_epoch;
     state.partition_epoch = assignment.partition_epoch;
     state.replicas.clone_from(&assignment.replicas);
@@ -325,6 +329,7 @@ fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: N
         Some(_) => Role::Follower,
         None => Role::NoLeader,
     };
+    before != (state.role, state.leader_epoch)
 }
 
 /// Moves the high watermark up to what [`single_replica_high_watermark`] allows,
