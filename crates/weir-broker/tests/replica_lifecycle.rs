@@ -208,3 +208,35 @@ async fn flush_ms_flushes_page_cache_topics_on_a_timer() {
     .await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn checkpoints_are_written_periodically_and_an_unclean_stop_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open_with(dir.path(), |c| {
+        c.checkpoint_interval = std::time::Duration::from_millis(5)
+    })
+    .await;
+    b.replicas.apply(vec![topic("t", 1)]).await.unwrap();
+    for _ in 0..4 {
+        b.replicas
+            .append("t", 0, batch(1, now_ms(), 10), Acks::All, LONG)
+            .await
+            .unwrap();
+    }
+    let hw_file = dir.path().join("replication-offset-checkpoint");
+    until("a periodic checkpoint with the high watermark", || {
+        std::fs::read_to_string(&hw_file).is_ok_and(|t| t.contains("t 0 4"))
+    })
+    .await;
+    // Stop without closing: no clean-shutdown marker, as after a crash.
+    b.shutdown.cancel();
+    drop(b);
+    assert!(!dir.path().join(".kafka_cleanshutdown").exists());
+
+    let b = start(dir.path(), vec![topic("t", 1)]).await;
+    let s = status(&b, "t", 0);
+    assert_eq!((s.log_end_offset, s.high_watermark), (Offset(4), Offset(4)));
+    let got = fetch_one(&b, consumer(LONG, 1), at("t", 0, 0)).await;
+    assert_eq!(batches(&got.records).len(), 4);
+    b.stop().await;
+}
