@@ -32,6 +32,7 @@
 //! // ListOffsets / DeleteRecords / Metadata / DescribeLogDirs
 //! replicas.list_offsets(topic, partition, timestamp, isolation, epoch, replica_id)?;
 //! replicas.delete_records(topic, partition, offset).await?;
+//! replicas.end_offset_for_epoch(topic, partition, current_epoch, epoch)?;  // OffsetForLeaderEpoch
 //! replicas.is_online(topic, partition); replicas.partition_status(topic, partition);
 //! replicas.log_dirs(); replicas.topic_name(topic_id);
 //!
@@ -47,9 +48,10 @@
 //! Weir's default `log.flush.interval.messages=1` makes every topic fsync-before-ack:
 //! an acks=all produce is answered once its data is fsynced, by a per-partition
 //! flusher that commits in groups (`flusher.rs`); consumers read only fsynced data.
-//! A topic that raises `flush.messages` (or sets `flush.ms`) trades that for
-//! page-cache speed, as in Kafka: acks=all is answered after the write, consumers
-//! read up to the log end, and the flusher fsyncs by that policy.
+//! A topic that raises `flush.messages` above 1 trades that for page-cache speed,
+//! as in Kafka: acks=all is answered after the write, consumers read up to the log
+//! end, and the flusher fsyncs after that many messages or once unflushed data is
+//! `flush.ms` old.
 //!
 //! # Files
 //!
