@@ -19,7 +19,7 @@ use weir_protocol::records::RecordsError;
 use weir_protocol::{DecodeError, EncodeError};
 use weir_types::ErrorCode;
 
-/// A `Result` with this crate's [`Error`].
+/// A `Result` with this crate's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the client.

@@ -48,3 +48,35 @@ pub use error::{Error, Result};
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use weir_types::ErrorCode;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+
+    /// The handles can be shared across tasks, and their futures spawned.
+    #[test]
+    fn handles_and_futures_are_thread_safe() {
+        send_sync::<Producer>();
+        send_sync::<Consumer>();
+        send_sync::<Admin>();
+        send_sync::<Cluster>();
+        send_sync::<Connection>();
+        send_sync::<Error>();
+        send_sync::<producer::DeliveryFuture>();
+        // Building the futures is enough for the compiler to check them.
+        send(&Producer::new(ProducerConfig::new("127.0.0.1:1")));
+        send(&Consumer::new(ConsumerConfig::new("127.0.0.1:1")));
+        send(&Admin::new(ClientConfig::new("127.0.0.1:1")));
+    }
+
+    /// Never called: type-checking it is the test.
+    #[allow(dead_code)]
+    async fn futures_of_methods_are_send(p: Producer, mut c: Consumer) {
+        send(&p.send(ProducerRecord::new("t", "v")));
+        send(&p.flush());
+        send(&c.poll(std::time::Duration::ZERO));
+    }
+}

@@ -3,8 +3,8 @@
 //! A [`Connection`] is a cheap, cloneable handle. Requests are framed (an i32 size
 //! prefix), given a correlation id and pipelined: many may be in flight at once, up
 //! to [`ConnectionConfig::max_in_flight`], and responses are matched to them in order
-//! (see [`io`] for the reader and writer tasks). The first thing a connection does is
-//! ApiVersions negotiation ([`versions`]); from then on [`Connection::send`] uses, for
+//! (see `io.rs` for the reader and writer tasks). The first thing a connection does is
+//! ApiVersions negotiation (`versions.rs`); from then on [`Connection::send`] uses, for
 //! each API, the highest version both sides speak.
 //!
 //! # Failure

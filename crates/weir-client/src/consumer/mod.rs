@@ -2,10 +2,10 @@
 //!
 //! [`Consumer::assign`] sets the partitions to read; [`Consumer::seek`] and its
 //! siblings set where; [`Consumer::poll`] returns the next records. Behind `poll`,
-//! one fetch per broker runs in the background ([`fetcher`]): as soon as a
+//! one fetch per broker runs in the background (`fetcher.rs`): as soon as a
 //! partition's buffered records are handed out, its next fetch is already on the
 //! way (prefetch). Each partition's data is turned into records lazily
-//! ([`records`]), which is where records before the position, control batches and
+//! (`records.rs`), which is where records before the position, control batches and
 //! aborted transactions are dropped.
 //!
 //! A position that does not exist yet (a new assignment, a seek to the beginning,

@@ -1,8 +1,8 @@
 //! The producer: records in, acknowledged offsets out.
 //!
 //! [`Producer::send`] picks the partition ([`partitioner`]), appends the record to
-//! that partition's open batch ([`accumulator`]) and returns a [`DeliveryFuture`]
-//! at once; a background task ([`sender`]) drains ready batches into Produce
+//! that partition's open batch (`accumulator.rs`) and returns a [`DeliveryFuture`]
+//! at once; a background task (`sender/`) drains ready batches into Produce
 //! requests, one per broker, with up to `max.in.flight.requests.per.connection`
 //! outstanding, and resolves each record's future with its partition and offset, or
 //! with the error that ended its retries.
@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Idempotence is on by default ([`idempotence`]): retries never duplicate or
+//! Idempotence is on by default (`idempotence.rs`): retries never duplicate or
 //! reorder records of a partition. Awaiting `send` only waits for metadata or
 //! buffer space (`max.block.ms`); keep many [`DeliveryFuture`]s outstanding for
 //! throughput.
