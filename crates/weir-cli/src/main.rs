@@ -27,6 +27,14 @@ struct Cli {
 enum Command {
     /// Run a broker (a single-node cluster with no arguments).
     Server(cmd::server::ServerArgs),
+    /// Create, list, describe, alter and delete topics.
+    Topic(cmd::topic::TopicArgs),
+    /// Write lines from stdin or a file to a topic, one record per line.
+    Produce(cmd::produce::ProduceArgs),
+    /// Print a topic's records, following it for new ones.
+    Consume(cmd::consume::ConsumeArgs),
+    /// Measure produce and consume throughput and latency.
+    Perf(cmd::perf::PerfArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +53,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
+            Command::Topic(args) => cmd::topic::run(args).await,
+            Command::Produce(args) => cmd::produce::run(args).await,
+            Command::Consume(args) => cmd::consume::run(args).await,
+            Command::Perf(args) => cmd::perf::run(args).await,
         }
     });
     match result {

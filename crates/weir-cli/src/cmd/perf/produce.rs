@@ -1,0 +1,237 @@
+//! `weir perf produce`: K producers, each with its own connections, send their
+//! share of the records; each producer has a second task that awaits deliveries in
+//! send order and records the latency from `send` to acknowledgement.
+//!
+//! Deliveries are awaited in order, which is exact for one partition (the broker
+//! acknowledges a partition's batches in order) and close for several (records of
+//! one request complete together). Every record carries the same random payload,
+//! as in Kafka's `kafka-producer-perf-test`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use weir_client::producer::DeliveryFuture;
+use weir_client::{Producer, ProducerConfig, ProducerRecord};
+
+use super::report::{histogram, Counters, Progress, Summary};
+use super::{check_limits, ProduceArgs};
+use crate::cmd::common::ClusterArgs;
+
+/// Deliveries a producer may have outstanding before it waits (buffer.memory
+/// usually binds first).
+const MAX_PENDING: usize = 1 << 20;
+
+/// What one producer's delivery task saw.
+struct Outcome {
+    latency_us: Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Runs `weir perf produce`.
+pub(crate) async fn run(cluster: &ClusterArgs, args: ProduceArgs) -> anyhow::Result<()> {
+    check_limits(args.records, args.duration)?;
+    if args.producers == 0 {
+        anyhow::bail!("--producers must be at least 1");
+    }
+    if args.record_size == 0 {
+        anyhow::bail!("--record-size must be at least 1");
+    }
+    if !(args.throughput == -1.0 || args.throughput > 0.0 && args.throughput.is_finite()) {
+        anyhow::bail!("--throughput must be a positive number of records/s, or -1 for unlimited");
+    }
+    let mut config = ProducerConfig::new(&cluster.bootstrap_server);
+    config.acks = args.acks;
+    config.compression = args.compression;
+    config.batch_size = args.batch_size;
+    config.linger = Duration::from_millis(args.linger_ms);
+    // A record larger than the default limit is a choice of the benchmark.
+    config.max_request_size = config
+        .max_request_size
+        .max(args.record_size.saturating_add(1024));
+    config.buffer_memory = config.buffer_memory.max(config.max_request_size);
+    config.validate()?;
+
+    let k = u64::from(args.producers);
+    let mut producers = Vec::new();
+    for _ in 0..k {
+        producers.push(Producer::new(config.clone()).await?);
+    }
+    // Metadata first, so the run does not time the topic's creation.
+    producers[0]
+        .cluster()
+        .wait_for_topic(&args.topic, config.max_block)
+        .await?;
+
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start(args.records, counters.clone());
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let rate = (args.throughput > 0.0).then(|| args.throughput / k as f64);
+    let start = Instant::now();
+    let mut senders = Vec::new();
+    let mut waiters = Vec::new();
+    for (i, producer) in producers.into_iter().enumerate() {
+        let i = i as u64;
+        // Split the records evenly; the first producers take the remainder.
+        let quota = args
+            .records
+            .map_or(u64::MAX, |n| n / k + u64::from(i < n % k));
+        let (tx, rx) = mpsc::channel(MAX_PENDING);
+        waiters.push(tokio::spawn(await_deliveries(
+            rx,
+            counters.clone(),
+            args.record_size as u64,
+        )));
+        let worker = Worker {
+            producer,
+            topic: args.topic.clone(),
+            payload: payload(args.record_size, i),
+            quota,
+            deadline,
+            rate,
+        };
+        senders.push(tokio::spawn(worker.run(tx)));
+    }
+
+    let mut send_error = None;
+    for s in senders {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                send_error.get_or_insert(e);
+            }
+            Err(e) => {
+                send_error.get_or_insert(anyhow!("a producer task failed: {e}"));
+            }
+        }
+    }
+    let mut latency_us = histogram();
+    let (mut errors, mut first_error) = (0, None);
+    for w in waiters {
+        let outcome = w
+            .await
+            .map_err(|e| anyhow!("a delivery task failed: {e}"))?;
+        latency_us.add(&outcome.latency_us).ok();
+        errors += outcome.errors;
+        if first_error.is_none() {
+            first_error = outcome.first_error;
+        }
+    }
+    let elapsed = start.elapsed();
+    progress.finish();
+    let summary = Summary {
+        verb: "sent",
+        latency_label: "latency from send to ack",
+        records: latency_us.len(),
+        bytes: latency_us.len() * args.record_size as u64,
+        errors,
+        elapsed,
+        latency_us,
+    };
+    summary.print(args.json);
+    if let Some(e) = send_error {
+        return Err(e);
+    }
+    if let Some(e) = first_error {
+        return Err(anyhow!("{errors} records failed; first: {e}"));
+    }
+    Ok(())
+}
+
+/// One producer's sending loop.
+struct Worker {
+    producer: Producer,
+    topic: String,
+    payload: Bytes,
+    /// Records this producer sends (`u64::MAX` when the duration decides).
+    quota: u64,
+    deadline: Option<Instant>,
+    /// This producer's share of `--throughput`, in records/s.
+    rate: Option<f64>,
+}
+
+impl Worker {
+    async fn run(self, tx: mpsc::Sender<(Instant, DeliveryFuture)>) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut sent: u64 = 0;
+        let result = async {
+            while sent < self.quota {
+                let now = Instant::now();
+                if self.deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                if let Some(rate) = self.rate {
+                    let due = start + Duration::from_secs_f64(sent as f64 / rate);
+                    if due > now {
+                        tokio::time::sleep_until(due).await;
+                    }
+                }
+                let record = ProducerRecord {
+                    topic: self.topic.clone(),
+                    value: Some(self.payload.clone()),
+                    ..ProducerRecord::default()
+                };
+                let sent_at = Instant::now();
+                let delivery = self.producer.send(record).await?;
+                if tx.send((sent_at, delivery)).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            Ok(())
+        }
+        .await;
+        // Hand over everything queued, and wait for its acknowledgements.
+        drop(tx);
+        let closed = self.producer.close().await;
+        result.and(closed.map_err(anyhow::Error::from))
+    }
+}
+
+/// Awaits deliveries in send order, recording latency and progress.
+async fn await_deliveries(
+    mut rx: mpsc::Receiver<(Instant, DeliveryFuture)>,
+    counters: Arc<Counters>,
+    record_bytes: u64,
+) -> Outcome {
+    let mut out = Outcome {
+        latency_us: histogram(),
+        errors: 0,
+        first_error: None,
+    };
+    while let Some((sent_at, delivery)) = rx.recv().await {
+        match delivery.await {
+            Ok(_) => {
+                let us = u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                out.latency_us.saturating_record(us.max(1));
+                counters.add(1, record_bytes);
+            }
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `size` random uppercase letters (xorshift, seeded per producer).
+fn payload(size: usize, seed: u64) -> Bytes {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'A' + (x % 26) as u8
+        })
+        .collect();
+    Bytes::from(bytes)
+}
