@@ -52,6 +52,13 @@ async fn produce_with_each_acks_and_fetch_back() {
             .produce("t", 0, batch(&["d"], 1_003, Compression::Zstd), 0)
             .await
             .is_none());
+        // acks=0 to a partition that does not exist: no response to carry the error,
+        // so the connection is closed (Kafka's signal to refresh metadata).
+        let mut fire_and_forget = broker.client().await;
+        fire_and_forget
+            .produce("t", 9, batch(&["lost"], 1, Compression::None), 0)
+            .await;
+        fire_and_forget.expect_closed().await;
         let p = client.fetch("t", 0, 0, 1_000).await;
         assert_eq!(p.error_code, 0);
         let records = p.records.expect("records");

@@ -93,6 +93,9 @@ pub(crate) enum Handled {
     NoResponse,
     /// The response once the future completes (acks=all, Fetch long polls).
     Later(Pin<Box<dyn Future<Output = Response> + Send + 'static>>),
+    /// No response, and the connection is closed: how Kafka tells an acks=0
+    /// producer that a partition failed (it then refreshes its metadata).
+    Close(String),
 }
 
 impl Handled {
@@ -143,6 +146,7 @@ impl Service for Api {
                 encode(correlation_id, version, &response).map(Reply::Response)
             }
             Handled::NoResponse => Ok(Reply::NoResponse),
+            Handled::Close(reason) => Err(close(header, &reason)),
             Handled::Later(future) => Ok(Reply::deferred(async move {
                 let response = future.await;
                 encode(correlation_id, version, &response).map(Some)

@@ -6,7 +6,8 @@
 //! Every partition of the request is appended before any is waited for, so one
 //! request costs one group-commit round.
 //!
-//! - `acks` 0: appended, no response at all. 1: answered once written. -1 (all):
+//! - `acks` 0: appended, no response at all (a failed partition closes the
+//!   connection instead, as Kafka does). 1: answered once written. -1 (all):
 //!   answered once durable, or REQUEST_TIMED_OUT after `timeout_ms`. Anything else:
 //!   INVALID_REQUIRED_ACKS for every partition, nothing appended.
 //! - Kafka's request rules (v3+): exactly one RecordBatch per partition, else
@@ -65,7 +66,20 @@ pub(super) fn handle(state: &ApiState, request: ProduceRequest, version: i16) ->
         topics.push((topic.name, partitions));
     }
     if acks == Some(Acks::None) {
-        return Handled::NoResponse;
+        // No response to carry an error: Kafka closes the connection instead, so
+        // the producer notices, refreshes its metadata and reconnects.
+        let failed = topics.iter().flat_map(|(name, ps)| {
+            ps.iter().filter_map(move |(index, o)| match o {
+                Outcome::Failed(code, _) => Some(format!("{name}-{index}: {code:?}")),
+                Outcome::Appended(_) => None,
+            })
+        });
+        let failed: Vec<String> = failed.collect();
+        return if failed.is_empty() {
+            Handled::NoResponse
+        } else {
+            Handled::Close(format!("acks=0 produce failed ({})", failed.join(", ")))
+        };
     }
     // acks=all with something appended waits (an append that needs no fsync, on a
     // topic that opted out of fsync-before-ack, finishes at once in the task).

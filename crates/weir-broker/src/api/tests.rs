@@ -5,6 +5,7 @@ use bytes::{Buf, Bytes};
 use weir_protocol::messages::api_versions::ApiVersionsResponse;
 use weir_protocol::messages::metadata::MetadataResponse;
 use weir_protocol::{Message, RequestHeader};
+use weir_types::ErrorCode;
 
 use super::*;
 
@@ -96,5 +97,3 @@ fn unknown_api_keys_and_bad_bodies_close_the_connection() {
     let error = decode_request(Bytes::from_static(&[0, 3])).expect_err("short header");
     assert!(undecodable(error).is_err());
 }
-
-use weir_types::ErrorCode;
