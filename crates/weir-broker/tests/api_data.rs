@@ -242,6 +242,20 @@ async fn fetch_by_topic_id_and_long_poll_woken_by_a_produce() {
         let (got, _) = consumer.recv_decoded(ApiKey::ApiVersions, 0).await;
         assert_eq!(got, versions_id, "responses stay in request order");
 
+        // Posing as a follower (replica id 1, this broker itself) to read past the
+        // high watermark: NOT_LEADER_OR_FOLLOWER.
+        let mut request = fetch(created.topic_id, 0);
+        if let Request::Fetch(f) = &mut request {
+            f.replica_id = 1;
+        }
+        let Response::Fetch(r) = consumer.call(13, request).await else {
+            panic!("not Fetch")
+        };
+        assert_eq!(
+            r.responses[0].partitions[0].error_code,
+            code(ErrorCode::NotLeaderOrFollower)
+        );
+
         // A session id we never issued: FETCH_SESSION_ID_NOT_FOUND.
         let mut request = fetch(created.topic_id, 0);
         if let Request::Fetch(f) = &mut request {

@@ -2,6 +2,10 @@
 //!
 //! - Topics by name up to v12, by id from v13 (an unknown id is UNKNOWN_TOPIC_ID for
 //!   each of its partitions).
+//! - A fetch with a replica id reads past the high watermark, so the claim is
+//!   checked: only a replica of the partition other than this broker may make it;
+//!   anyone else gets NOT_LEADER_OR_FOLLOWER, as Kafka answers a fetch from a
+//!   broker that is not a follower.
 //! - The replica layer does the reading and the long poll: bounded by the high
 //!   watermark (read_committed: the last stable offset), `max_bytes` over the
 //!   response and `partition_max_bytes` per partition with KIP-74's "first batch
@@ -48,7 +52,13 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
             }));
         }
     }
-    let image = if version >= 13 {
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id
+    } else {
+        request.replica_id
+    };
+    // Topic ids need the image, and so does checking a follower's claim.
+    let image = if version >= 13 || replica_id >= 0 {
         Some(state.served_image().await)
     } else {
         None
@@ -57,8 +67,10 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
     let mut slots = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = match &image {
-            Some(image) => image.topic_by_id(topic.topic_id).map(|t| t.name.clone()),
-            None => Some(topic.topic.clone()),
+            Some(image) if version >= 13 => {
+                image.topic_by_id(topic.topic_id).map(|t| t.name.clone())
+            }
+            _ => Some(topic.topic.clone()),
         };
         let partitions = topic
             .partitions
@@ -67,6 +79,17 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
                 let Some(name) = &name else {
                     return (p.partition, Err(ErrorCode::UnknownTopicId));
                 };
+                if replica_id >= 0 {
+                    let follower = image.as_ref().is_some_and(|image| {
+                        image.partition(name, p.partition).is_some_and(|pi| {
+                            replica_id != state.node_id().get()
+                                && pi.replicas.iter().any(|r| r.get() == replica_id)
+                        })
+                    });
+                    if !follower {
+                        return (p.partition, Err(ErrorCode::NotLeaderOrFollower));
+                    }
+                }
                 wanted.push(FetchPartition {
                     topic: name.clone(),
                     partition: p.partition,
@@ -99,11 +122,7 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
         min_bytes: non_negative(request.min_bytes),
         max_bytes: non_negative(request.max_bytes),
         isolation_level: isolation,
-        replica_id: if version >= 15 {
-            request.replica_state.replica_id
-        } else {
-            request.replica_id
-        },
+        replica_id,
     };
     let replicas = state.replicas.clone();
     if params.max_wait.is_zero() || params.min_bytes == 0 {
