@@ -16,6 +16,7 @@
 pub mod api;
 mod broker;
 pub mod config;
+pub mod coordinator;
 mod error;
 pub mod net;
 pub mod replica;
