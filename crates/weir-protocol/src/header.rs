@@ -92,6 +92,10 @@ pub struct DecodedRequest {
     pub api: ApiKey,
     /// The body.
     pub body: Request,
+    /// Bytes after the body that no field of this version accounts for. Kafka's
+    /// brokers ignore them, and librdkafka 2.x sends three such bytes after some
+    /// Metadata v12 requests, so they are reported here instead of failing the frame.
+    pub trailing_bytes: usize,
 }
 
 /// Why a request frame could not be decoded. The header is kept when it was read, so
@@ -105,8 +109,8 @@ pub struct RequestError {
     pub error: DecodeError,
 }
 
-/// Decodes a whole request frame (the bytes after the size prefix). Trailing bytes
-/// after the body are an error.
+/// Decodes a whole request frame (the bytes after the size prefix). Bytes left after
+/// the body are counted in [`DecodedRequest::trailing_bytes`], as Kafka tolerates them.
 pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, RequestError> {
     let mut d = Decoder::new(frame);
     let header = RequestHeader::decode(&mut d).map_err(|error| RequestError {
@@ -120,8 +124,12 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, RequestError> {
     let api = ApiKey::from_i16(header.api_key)
         .ok_or_else(|| fail(DecodeError::UnknownApiKey(header.api_key)))?;
     let body = Request::decode(api, header.api_version, &mut d).map_err(fail)?;
-    d.finish().map_err(fail)?;
-    Ok(DecodedRequest { header, api, body })
+    Ok(DecodedRequest {
+        header,
+        api,
+        body,
+        trailing_bytes: d.remaining(),
+    })
 }
 
 /// Encodes a request frame including its 4-byte size prefix (client side).
@@ -236,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn trailing_garbage_is_an_error() {
+    fn trailing_bytes_are_counted_not_fatal() {
         let header = RequestHeader {
             api_key: 18,
             api_version: 0,
@@ -251,8 +259,12 @@ mod tests {
             .unwrap(),
         )
         .to_vec();
-        frame.push(0);
-        let err = decode_request(Bytes::from(frame).slice(4..)).unwrap_err();
-        assert_eq!(err.error, DecodeError::TrailingBytes(1));
+        frame.extend_from_slice(&[1, 0, 0]);
+        let got = decode_request(Bytes::from(frame).slice(4..)).unwrap();
+        assert_eq!(got.trailing_bytes, 3);
+        assert_eq!(
+            got.body,
+            Request::ApiVersions(ApiVersionsRequest::default())
+        );
     }
 }
