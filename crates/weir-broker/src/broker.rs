@@ -14,6 +14,7 @@ use weir_types::SystemClock;
 
 use crate::api::{Api, ApiState, ProducerIds};
 use crate::config::BrokerConfig;
+use crate::coordinator::{CoordinatorConfig, GroupCoordinator, ReplicaLog};
 use crate::net::{self, ConnectionLimits, Service};
 use crate::replica::{ReplicaConfig, ReplicaManager};
 use crate::BrokerError;
@@ -76,6 +77,8 @@ struct Machinery {
     /// Set when the broker starts draining: long polls answer at once, so the drain
     /// is not held up for their `max_wait_ms`.
     draining: CancellationToken,
+    /// The group coordinator; stopped before the partitions it writes to.
+    groups: GroupCoordinator,
     /// The partitions, following the controller's images; shut down (image
     /// listener, flushers, final flush, checkpoints, clean-shutdown marker) once no
     /// request can reach them any more.
@@ -144,12 +147,23 @@ impl Broker<Api> {
         replicas.spawn_image_listener(controller.subscribe());
 
         let draining = CancellationToken::new();
+        // The group coordinator stops with the drain (parked JoinGroups are answered
+        // NOT_COORDINATOR instead of holding it up) and loads the offsets partitions
+        // this broker leads as the replica manager opens them.
+        let groups = GroupCoordinator::start(
+            CoordinatorConfig::from_broker(&config),
+            Arc::new(SystemClock),
+            Arc::new(ReplicaLog::new(replicas.clone())),
+            &draining,
+        );
+        groups.follow_metadata(controller.subscribe(), replicas.clone(), config.node_id);
         let state = ApiState::new(
             config.clone(),
             endpoints,
             controller.clone(),
             replicas.clone(),
             producer_ids,
+            groups.clone(),
             draining.clone(),
         );
         Ok(Self {
@@ -158,6 +172,7 @@ impl Broker<Api> {
             service: Arc::new(Api::new(state)),
             machinery: Some(Machinery {
                 draining,
+                groups,
                 replicas,
                 controller,
             }),
@@ -255,6 +270,7 @@ impl Machinery {
     /// Stops everything in dependency order; see [`Broker::run`].
     async fn stop(self) -> Result<(), BrokerError> {
         self.draining.cancel();
+        self.groups.shutdown().await;
         let flushed = self.replicas.shutdown().await;
         self.controller.shutdown().await;
         flushed.map_err(BrokerError::Replica)

@@ -31,21 +31,32 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod errors;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod producer_ids;
 mod state;
+mod sync_group;
 pub mod versions;
 
 use std::future::Future;
@@ -181,6 +192,17 @@ async fn dispatch(
         Request::DeleteRecords(r) => Handled::now(delete_records::handle(state, r).await),
         Request::OffsetForLeaderEpoch(r) => Handled::now(offset_for_leader_epoch::handle(state, r)),
         Request::DescribeLogDirs(r) => Handled::now(describe_log_dirs::handle(state, &r)),
+        Request::FindCoordinator(r) => Handled::now(find_coordinator::handle(state, rc, r).await),
+        Request::JoinGroup(r) => join_group::handle(state, rc, r).await,
+        Request::SyncGroup(r) => sync_group::handle(state, r, v).await,
+        Request::Heartbeat(r) => Handled::now(heartbeat::handle(state, r).await),
+        Request::LeaveGroup(r) => leave_group::handle(state, r, v).await,
+        Request::OffsetCommit(r) => offset_commit::handle(state, r, v).await,
+        Request::OffsetFetch(r) => Handled::now(offset_fetch::handle(state, r, v).await),
+        Request::OffsetDelete(r) => offset_delete::handle(state, r).await,
+        Request::ListGroups(r) => Handled::now(list_groups::handle(state, &r)),
+        Request::DescribeGroups(r) => Handled::now(describe_groups::handle(state, r, v).await),
+        Request::DeleteGroups(r) => delete_groups::handle(state, r).await,
         // `versions` lists no other API, so the version check refused it already;
         // closing is the answer for an API we do not serve, as for an unknown key.
         _ => return Err(close(rc.header, "no handler")),

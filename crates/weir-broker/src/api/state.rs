@@ -12,6 +12,7 @@ use weir_types::NodeId;
 use super::configs::TopicConfigs;
 use super::producer_ids::ProducerIds;
 use crate::config::BrokerConfig;
+use crate::coordinator::GroupCoordinator;
 use crate::replica::ReplicaManager;
 use crate::Endpoint;
 
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub(crate) producer_ids: ProducerIds,
     /// The config catalog (DescribeConfigs, CreateTopics v5+).
     pub(crate) topic_configs: TopicConfigs,
+    /// Consumer groups and committed offsets (FindCoordinator, JoinGroup, ...).
+    pub(crate) groups: GroupCoordinator,
     /// Cancelled when the broker starts draining: long polls answer at once
     /// instead of holding the drain up for their `max_wait_ms`.
     pub(crate) draining: CancellationToken,
@@ -48,6 +51,7 @@ impl ApiState {
         controller: Controller,
         replicas: ReplicaManager,
         producer_ids: ProducerIds,
+        groups: GroupCoordinator,
         draining: CancellationToken,
     ) -> Self {
         let topic_configs = TopicConfigs::new(&config);
@@ -58,6 +62,7 @@ impl ApiState {
             replicas,
             producer_ids,
             topic_configs,
+            groups,
             draining,
         }
     }

@@ -43,6 +43,21 @@ pub const SUPPORTED: &[Supported] = &[
     row(ApiKey::ListOffsets, 1, 10),
     // Every version: v10+ topics by id, v12 null names for id lookups.
     row(ApiKey::Metadata, 0, 12),
+    // Groups (coordinator/): every version; v0 commits and fetches go to the
+    // coordinator too (Kafka kept v0 offsets in ZooKeeper). OffsetCommit v9+ is
+    // KIP-848's GROUP_ID_NOT_FOUND rule; OffsetFetch v8+ batches groups.
+    row(ApiKey::OffsetCommit, 0, 9),
+    row(ApiKey::OffsetFetch, 0, 9),
+    // v4+ batches keys; transaction coordinators are refused per key.
+    row(ApiKey::FindCoordinator, 0, 6),
+    // v4+ requires the member id round (KIP-394), v5+ static members, v9 lets a
+    // static leader skip the assignment.
+    row(ApiKey::JoinGroup, 0, 9),
+    row(ApiKey::Heartbeat, 0, 4),
+    row(ApiKey::LeaveGroup, 0, 5),
+    row(ApiKey::SyncGroup, 0, 5),
+    row(ApiKey::DescribeGroups, 0, 5),
+    row(ApiKey::ListGroups, 0, 5),
     // v0-4: v0 is the fallback every client can parse (KIP-511).
     row(ApiKey::ApiVersions, 0, 4),
     // v2+: Kafka 4 minimum. v5+ returns configs, v7 topic ids.
@@ -60,7 +75,9 @@ pub const SUPPORTED: &[Supported] = &[
     // v1+: Kafka 4 minimum.
     row(ApiKey::DescribeLogDirs, 1, 4),
     row(ApiKey::CreatePartitions, 0, 3),
+    row(ApiKey::DeleteGroups, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
+    row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -110,6 +127,6 @@ mod tests {
         assert_eq!(supported(ApiKey::InitProducerId).map(|s| s.min), Some(0));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(is_supported(ApiKey::Fetch, 17));
-        assert!(supported(ApiKey::JoinGroup).is_none());
+        assert!(supported(ApiKey::AddPartitionsToTxn).is_none());
     }
 }

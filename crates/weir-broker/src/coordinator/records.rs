@@ -119,14 +119,6 @@ impl Record {
         }
     }
 
-    /// The group the record belongs to.
-    pub(crate) fn group(&self) -> &str {
-        match self {
-            Record::OffsetCommit { key, .. } => &key.group,
-            Record::GroupMetadata { key, .. } => &key.group,
-        }
-    }
-
     /// The key and value bytes, each with its version prefix.
     pub(crate) fn encode(&self) -> Result<(Bytes, Option<Bytes>), EncodeError> {
         match self {
@@ -217,6 +209,9 @@ fn read_value<M: Message>(value: Bytes, what: &'static str) -> Result<M, RecordE
     M::from_bytes(d.into_rest(), version).map_err(|source| RecordError::Decode { what, source })
 }
 
+/// A stored record with its offset, or why it could not be read.
+pub(crate) type StoredRecord = (i64, Result<Decoded, RecordError>);
+
 /// One batch holding `records`, as the coordinator appends them (uncompressed, no
 /// producer id: the writes are ordered by the shard lock, not by sequence numbers).
 pub(crate) fn encode_batch(records: &[Record], now_ms: i64) -> Result<Bytes, RecordsError> {
@@ -232,9 +227,7 @@ pub(crate) fn encode_batch(records: &[Record], now_ms: i64) -> Result<Bytes, Rec
 
 /// The records of a stored batch with their offsets. A record that does not decode
 /// is returned as an error in place, so the loader can skip it and go on.
-pub(crate) fn decode_batch(
-    batch: &BatchView,
-) -> Result<Vec<(i64, Result<Decoded, RecordError>)>, RecordsError> {
+pub(crate) fn decode_batch(batch: &BatchView) -> Result<Vec<StoredRecord>, RecordsError> {
     let mut out = Vec::new();
     for record in batch.records(MAX_DECOMPRESSED_BATCH)? {
         let record = record?;

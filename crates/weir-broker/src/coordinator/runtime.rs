@@ -112,7 +112,10 @@ impl<T> Pending<T> {
             return Ok(self.response);
         };
         let result = durable.await;
-        let code = result.as_ref().map(|()| ()).map_err(StoreError::error_code);
+        let code = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.error_code()),
+        };
         if let Some(then) = self.then {
             self.runtime
                 .with_shard_epoch(self.partition, self.epoch, |shard, now| {

@@ -107,17 +107,6 @@ impl CommittedOffset {
             expire_timestamp_ms: v.expire_timestamp,
         }
     }
-
-    /// As a stored value.
-    pub(crate) fn to_value(&self) -> OffsetCommitValue {
-        OffsetCommitValue {
-            offset: self.offset,
-            leader_epoch: self.leader_epoch,
-            metadata: self.metadata.clone(),
-            commit_timestamp: self.commit_timestamp_ms,
-            expire_timestamp: self.expire_timestamp_ms,
-        }
-    }
 }
 
 /// A group's committed offsets: topic, then partition.
@@ -262,11 +251,6 @@ impl Shard {
                 .saturating_add(self.config.offsets_retention_check_interval_ms),
             TimerAction::Retention,
         );
-    }
-
-    /// The group if it exists.
-    pub(crate) fn group(&self, group_id: &str) -> Option<&ClassicGroup> {
-        self.groups.get(group_id)
     }
 
     /// The group's state name, "Dead" when it does not exist.

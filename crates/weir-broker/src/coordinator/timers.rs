@@ -108,11 +108,13 @@ impl Timers {
     }
 
     /// Whether `key` is scheduled.
+    #[cfg(test)]
     pub(crate) fn is_scheduled(&self, key: &TimerKey) -> bool {
         self.by_key.contains_key(key)
     }
 
     /// The deadline of `key`, if scheduled.
+    #[cfg(test)]
     pub(crate) fn deadline(&self, key: &TimerKey) -> Option<i64> {
         self.by_key.get(key).map(|(d, _, _)| *d)
     }
