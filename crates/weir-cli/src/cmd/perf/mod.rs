@@ -73,6 +73,10 @@ pub(crate) struct ProduceArgs {
     /// linger.ms
     #[arg(long, value_name = "MS", default_value_t = 5)]
     linger_ms: u64,
+    /// max.in.flight.requests.per.connection (idempotence, the default with
+    /// acks=all, needs 5 or fewer)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    max_in_flight: usize,
     /// Producers (each with its own connections) sharing the records
     #[arg(long, value_name = "K", default_value_t = 1)]
     producers: u32,

@@ -50,6 +50,7 @@ pub(crate) async fn run(cluster: &ClusterArgs, args: ProduceArgs) -> anyhow::Res
     config.compression = args.compression;
     config.batch_size = args.batch_size;
     config.linger = Duration::from_millis(args.linger_ms);
+    config.max_in_flight = args.max_in_flight;
     // A record larger than the default limit is a choice of the benchmark.
     config.max_request_size = config
         .max_request_size
