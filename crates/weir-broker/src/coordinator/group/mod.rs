@@ -9,7 +9,8 @@
 //!     |                   +----- join, leave, expiry ---- Stable <-----+
 //! ```
 //!
-//! This file holds the group's bookkeeping, with the same operations and
+//! This module holds the group's bookkeeping (`member.rs`: one member; `persist.rs`:
+//! the group as its metadata record), with the same operations and
 //! invariants as Kafka's `ClassicGroup` (the protocol vote, the leader, static
 //! members, members awaiting their JoinGroup or SyncGroup answer). What happens on a
 //! request or a timer is in `classic/`; both work on the shard's groups under its
@@ -19,17 +20,18 @@
 //! sending the response. A client that went away leaves a sender whose receiver is
 //! gone; that is harmless, exactly as a muted socket is in Kafka.
 
+mod member;
+mod persist;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use weir_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
-use weir_protocol::messages::group_metadata_value::{GroupMetadataValue, MemberMetadata};
 use weir_protocol::messages::join_group::{JoinGroupResponse, JoinGroupResponseMember};
 use weir_protocol::messages::sync_group::SyncGroupResponse;
-use weir_protocol::wire::Decoder;
-use weir_protocol::Message;
 use weir_types::ErrorCode;
+
+pub(crate) use member::{Member, Protocol};
 
 /// The protocol type of Kafka's consumers: the only one whose member metadata the
 /// coordinator reads (for the subscribed topics).
@@ -77,118 +79,6 @@ impl GroupState {
             Stable => &[CompletingRebalance],
             Dead => &[Stable, PreparingRebalance, CompletingRebalance, Empty, Dead],
         }
-    }
-}
-
-/// One protocol a member supports: its name (the assignor) and its metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Protocol {
-    /// The protocol name ("range", "cooperative-sticky", ...).
-    pub(crate) name: String,
-    /// The member's metadata for it (for consumers: the subscription), relayed to the
-    /// leader untouched.
-    pub(crate) metadata: Bytes,
-}
-
-/// A member of a classic group.
-#[derive(Debug)]
-pub(crate) struct Member {
-    /// The id the coordinator gave it.
-    pub(crate) id: String,
-    /// `group.instance.id` of a static member.
-    pub(crate) instance_id: Option<String>,
-    /// The client id of its last JoinGroup.
-    pub(crate) client_id: String,
-    /// The address it joined from.
-    pub(crate) client_host: String,
-    /// How long a rebalance may wait for it to rejoin.
-    pub(crate) rebalance_timeout_ms: i32,
-    /// How long it may go without a heartbeat.
-    pub(crate) session_timeout_ms: i32,
-    /// Its protocol type (equal to the group's).
-    pub(crate) protocol_type: String,
-    /// Its protocols, in its order of preference.
-    pub(crate) protocols: Vec<Protocol>,
-    /// Its assignment in the current generation.
-    pub(crate) assignment: Bytes,
-    /// Its parked JoinGroup, if any.
-    awaiting_join: Option<JoinSender>,
-    /// Its parked SyncGroup, if any.
-    awaiting_sync: Option<SyncSender>,
-    /// Joined but not yet through a completed join phase: such a member's session
-    /// can expire even while its JoinGroup is parked.
-    pub(crate) is_new: bool,
-}
-
-impl Member {
-    /// A member as a JoinGroup (or a loaded record) describes it.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        id: String,
-        instance_id: Option<String>,
-        client_id: String,
-        client_host: String,
-        rebalance_timeout_ms: i32,
-        session_timeout_ms: i32,
-        protocol_type: String,
-        protocols: Vec<Protocol>,
-    ) -> Member {
-        Member {
-            id,
-            instance_id,
-            client_id,
-            client_host,
-            rebalance_timeout_ms,
-            session_timeout_ms,
-            protocol_type,
-            protocols,
-            assignment: Bytes::new(),
-            awaiting_join: None,
-            awaiting_sync: None,
-            is_new: false,
-        }
-    }
-
-    /// Whether its JoinGroup is parked.
-    pub(crate) fn is_awaiting_join(&self) -> bool {
-        self.awaiting_join.is_some()
-    }
-
-    /// Whether its SyncGroup is parked.
-    pub(crate) fn is_awaiting_sync(&self) -> bool {
-        self.awaiting_sync.is_some()
-    }
-
-    /// Whether a session expiry should spare it: a member waiting on the coordinator
-    /// cannot heartbeat, so it is not held to its session, unless it is new.
-    pub(crate) fn has_satisfied_heartbeat(&self) -> bool {
-        !self.is_new && (self.is_awaiting_join() || self.is_awaiting_sync())
-    }
-
-    /// Whether `protocols` are exactly its current ones (same names, metadata, order).
-    pub(crate) fn matches(&self, protocols: &[Protocol]) -> bool {
-        self.protocols == protocols
-    }
-
-    /// Its metadata for `protocol`.
-    pub(crate) fn metadata(&self, protocol: &str) -> Option<&Bytes> {
-        self.protocols
-            .iter()
-            .find(|p| p.name == protocol)
-            .map(|p| &p.metadata)
-    }
-
-    /// Its first preference among `candidates`.
-    fn vote<'a>(&'a self, candidates: &HashSet<&str>) -> Option<&'a str> {
-        self.protocols
-            .iter()
-            .map(|p| p.name.as_str())
-            .find(|name| candidates.contains(name))
-    }
-
-    /// Parks (or clears) its SyncGroup.
-    pub(crate) fn set_awaiting_sync(&mut self, sender: Option<SyncSender>) {
-        self.awaiting_sync = sender;
     }
 }
 
@@ -247,49 +137,6 @@ impl ClassicGroup {
             new_member_added: false,
             subscribed_topics: None,
         }
-    }
-
-    /// The group a metadata record describes (loading): Stable with its members, or
-    /// Empty.
-    pub(crate) fn from_record(id: &str, value: GroupMetadataValue) -> ClassicGroup {
-        let protocol_type = Some(value.protocol_type).filter(|t| !t.is_empty());
-        let mut group = ClassicGroup {
-            state: if value.members.is_empty() {
-                GroupState::Empty
-            } else {
-                GroupState::Stable
-            },
-            state_timestamp_ms: Some(value.current_state_timestamp).filter(|t| *t >= 0),
-            protocol_type: protocol_type.clone(),
-            protocol_name: value.protocol.clone(),
-            generation: value.generation,
-            leader: value.leader,
-            ..ClassicGroup::new(id, 0)
-        };
-        for m in value.members {
-            let rebalance_timeout_ms = if m.rebalance_timeout == -1 {
-                m.session_timeout
-            } else {
-                m.rebalance_timeout
-            };
-            let mut member = Member::new(
-                m.member_id,
-                m.group_instance_id,
-                m.client_id,
-                m.client_host,
-                rebalance_timeout_ms,
-                m.session_timeout,
-                protocol_type.clone().unwrap_or_default(),
-                vec![Protocol {
-                    name: value.protocol.clone().unwrap_or_default(),
-                    metadata: m.subscription,
-                }],
-            );
-            member.assignment = m.assignment;
-            group.insert(member, None);
-        }
-        group.subscribed_topics = group.compute_subscribed_topics();
-        group
     }
 
     /// The current state.
@@ -723,78 +570,5 @@ impl ClassicGroup {
             .iter()
             .map(|(id, m)| (id.clone(), m.assignment.clone()))
             .collect()
-    }
-
-    /// The metadata record of the group with `assignment` (Kafka's
-    /// `newGroupMetadataRecord`; members without an entry get an empty assignment).
-    pub(crate) fn to_record_value(
-        &self,
-        assignment: &BTreeMap<String, Bytes>,
-    ) -> GroupMetadataValue {
-        let protocol = self.protocol_name.as_deref().unwrap_or_default();
-        GroupMetadataValue {
-            protocol_type: self.protocol_type.clone().unwrap_or_default(),
-            generation: self.generation,
-            protocol: self.protocol_name.clone(),
-            leader: self.leader.clone(),
-            current_state_timestamp: self.state_timestamp_or_default(),
-            members: self
-                .members
-                .values()
-                .map(|m| MemberMetadata {
-                    member_id: m.id.clone(),
-                    group_instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    rebalance_timeout: m.rebalance_timeout_ms,
-                    session_timeout: m.session_timeout_ms,
-                    subscription: m.metadata(protocol).cloned().unwrap_or_default(),
-                    assignment: assignment.get(&m.id).cloned().unwrap_or_default(),
-                })
-                .collect(),
-        }
-    }
-
-    /// The record of a group that exists but has no generation yet (Kafka's
-    /// `newEmptyGroupMetadataRecord`).
-    pub(crate) fn empty_record_value(&self) -> GroupMetadataValue {
-        GroupMetadataValue {
-            protocol_type: String::new(),
-            generation: 0,
-            protocol: None,
-            leader: None,
-            current_state_timestamp: self.state_timestamp_or_default(),
-            members: Vec::new(),
-        }
-    }
-
-    /// Whether offsets of `topic` are in use: the consumers subscribe to it (or, for
-    /// a consumer group whose subscriptions are unknown, assume so).
-    pub(crate) fn is_subscribed_to_topic(&self, topic: &str) -> bool {
-        match &self.subscribed_topics {
-            Some(topics) => topics.contains(topic),
-            None => self.uses_consumer_protocol(),
-        }
-    }
-
-    /// The topics the consumers subscribe to, read from their metadata (the
-    /// consumer protocol's v0 prefix, which every version starts with).
-    fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
-        if !self.uses_consumer_protocol() {
-            return None;
-        }
-        if self.members.is_empty() {
-            return Some(BTreeSet::new());
-        }
-        let protocol = self.protocol_name.as_deref()?;
-        let mut topics = BTreeSet::new();
-        for m in self.members.values() {
-            let metadata = m.metadata(protocol)?.clone();
-            let mut d = Decoder::new(metadata);
-            d.i16().ok()?;
-            let subscription = ConsumerProtocolSubscription::decode(&mut d, 0).ok()?;
-            topics.extend(subscription.topics);
-        }
-        Some(topics)
     }
 }
