@@ -425,13 +425,22 @@ impl Runtime {
             match loaded {
                 Ok((mut shard, records)) => {
                     shard.on_loaded(self.now());
-                    tracing::info!(
-                        partition,
-                        groups = shard.groups.len(),
-                        records,
-                        elapsed_ms = started.elapsed().as_millis(),
-                        "loaded __consumer_offsets partition"
-                    );
+                    let elapsed_ms = started.elapsed().as_millis();
+                    if records == 0 {
+                        tracing::debug!(
+                            partition,
+                            elapsed_ms,
+                            "loaded empty __consumer_offsets partition"
+                        );
+                    } else {
+                        tracing::info!(
+                            partition,
+                            groups = shard.groups.len(),
+                            records,
+                            elapsed_ms,
+                            "loaded __consumer_offsets partition"
+                        );
+                    }
                     *state = SlotState::Active { epoch, shard };
                 }
                 Err(e) => {
@@ -453,8 +462,9 @@ impl Runtime {
         match &mut *state {
             SlotState::Unloaded => return,
             SlotState::Active { shard, .. } => {
+                let groups = shard.groups.len();
                 shard.unload();
-                tracing::info!(partition, "unloaded __consumer_offsets partition");
+                tracing::debug!(partition, groups, "unloaded __consumer_offsets partition");
             }
             SlotState::Loading { .. } => {}
         }

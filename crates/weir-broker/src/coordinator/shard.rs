@@ -180,11 +180,14 @@ impl Shard {
         }
     }
 
-    /// Drops a group and its timers, answering whatever it had parked.
+    /// Drops a group, its timers and any offsets left without their tombstones
+    /// (the coordinator writes those first, but another writer may not have), and
+    /// answers whatever the group had parked.
     pub(crate) fn remove_group(&mut self, group_id: &str) {
         if let Some(mut group) = self.groups.remove(group_id) {
             group.fail_all_parked(ErrorCode::CoordinatorNotAvailable);
         }
+        self.offsets.remove(group_id);
         self.timers.cancel_group(group_id);
     }
 

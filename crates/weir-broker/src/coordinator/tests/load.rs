@@ -136,3 +136,36 @@ async fn a_partition_not_led_here_is_not_coordinator_and_unloading_answers_parke
     let j = answered(&mut j);
     assert_eq!(code(&j), ErrorCode::NotCoordinator);
 }
+
+#[tokio::test]
+async fn requests_during_a_load_are_told_load_in_progress() {
+    let log = Arc::new(MemoryLog::default());
+    log.hold_reads.store(true, Ordering::SeqCst);
+    let cancel = CancellationToken::new();
+    let groups = GroupCoordinator::start(test_config(), FakeClock::new(), log.clone(), &cancel);
+    let p = groups.partition_for("g");
+    groups.load(p);
+    // The runtime answers at once (the public methods first wait up to 5 s for
+    // the load, then give the same answer).
+    let read = groups.runtime.read(p, |shard| shard.groups.len());
+    assert_eq!(
+        read.expect_err("loading").error_code(),
+        ErrorCode::CoordinatorLoadInProgress
+    );
+    let request = join_request("g", "", &[("range", b"m")]);
+    let join = groups
+        .runtime
+        .begin(p, |shard, now| shard.join(&ctx(5), &request, now));
+    assert_eq!(
+        join.err().map(|e| e.error_code()),
+        Some(ErrorCode::CoordinatorLoadInProgress)
+    );
+    log.hold_reads.store(false, Ordering::SeqCst);
+    log.released.notify_waiters();
+    assert!(groups.wait_serving(p, Duration::from_secs(5)).await);
+    let mut j = groups
+        .join_group(ctx(5), join_request("g", "", &[("range", b"m")]))
+        .await;
+    assert_eq!(code(&answered(&mut j)), ErrorCode::MemberIdRequired);
+    cancel.cancel();
+}

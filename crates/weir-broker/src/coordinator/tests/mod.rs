@@ -84,6 +84,10 @@ pub(super) struct MemoryLog {
     pub(super) fail: AtomicBool,
     /// When set, this broker leads nothing.
     pub(super) not_leader: AtomicBool,
+    /// When set, reads wait for `released` (a partition stays loading).
+    pub(super) hold_reads: AtomicBool,
+    /// Wakes held reads.
+    pub(super) released: tokio::sync::Notify,
 }
 
 impl MemoryLog {
@@ -146,6 +150,12 @@ impl OffsetsLog for MemoryLog {
     }
 
     fn read(&self, partition: i32, from: i64) -> BoxFuture<'_, Result<ReadChunk, StoreError>> {
+        if self.hold_reads.load(Ordering::SeqCst) {
+            return Box::pin(async move {
+                self.released.notified().await;
+                self.read(partition, from).await
+            });
+        }
         let batches = self
             .partitions
             .lock()
