@@ -82,20 +82,29 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
 /// a checksum and can do without them (producer snapshots).
 pub(crate) fn write_replacing(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
     let tmp = tmp_path(path);
+    let result = write_tmp_and_rename(&tmp, path, contents, durable);
+    if result.is_err() {
+        // Give the space back (a full disk) and leave no stray file; the old file,
+        // if any, is untouched.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_tmp_and_rename(tmp: &Path, path: &Path, contents: &[u8], durable: bool) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&tmp)
-        .map_err(|e| LogError::io("create", &tmp, e))?;
+        .open(tmp)
+        .map_err(|e| LogError::io("create", tmp, e))?;
     file.write_all(contents)
-        .map_err(|e| LogError::io("write", &tmp, e))?;
+        .map_err(|e| LogError::io("write", tmp, e))?;
     if durable {
-        file.sync_all()
-            .map_err(|e| LogError::io("fsync", &tmp, e))?;
+        file.sync_all().map_err(|e| LogError::io("fsync", tmp, e))?;
     }
     drop(file);
-    fs::rename(&tmp, path).map_err(|e| LogError::io("rename", &tmp, e))?;
+    fs::rename(tmp, path).map_err(|e| LogError::io("rename", tmp, e))?;
     if durable {
         if let Some(dir) = path.parent() {
             sync_dir(dir)?;

@@ -163,6 +163,33 @@ impl LogError {
         }
     }
 
+    /// Whether this is a failure of the storage rather than of the caller's input:
+    /// an I/O error (a full disk, a failing device), damage found in files on disk,
+    /// or a log already offline. A mutation that fails this way takes the log
+    /// offline (see `failure.rs`), and the broker takes the whole log directory
+    /// offline; the client sees KAFKA_STORAGE_ERROR.
+    pub fn is_storage_error(&self) -> bool {
+        matches!(
+            self,
+            LogError::Io { .. }
+                | LogError::Offline { .. }
+                | LogError::CorruptCheckpoint { .. }
+                | LogError::CorruptRecord { path: Some(_), .. }
+        )
+    }
+
+    /// Whether the OS said the device has no space left (ENOSPC) or the quota is
+    /// exhausted (EDQUOT), for log lines that tell the operator what to do.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            LogError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
+
     /// An I/O error with the operation and path it concerns.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
         LogError::Io {
@@ -214,5 +241,18 @@ mod tests {
             LogError::InvalidRecord("x".into()).error_code(),
             ErrorCode::InvalidRecord
         );
+    }
+
+    #[test]
+    fn storage_errors_are_told_from_bad_input() {
+        let full = LogError::io("write", "/x/0.log", io::Error::from_raw_os_error(28));
+        assert!(full.is_storage_error() && full.is_disk_full(), "{full}");
+        assert_eq!(full.error_code(), ErrorCode::KafkaStorageError);
+        let eio = LogError::io("fsync", "/x/0.log", io::Error::from_raw_os_error(5));
+        assert!(eio.is_storage_error() && !eio.is_disk_full());
+        let offline = LogError::Offline { dir: "/x".into() };
+        assert!(offline.is_storage_error());
+        assert!(!LogError::corrupt("crc").is_storage_error());
+        assert!(!LogError::MessageTooLarge { size: 2, max: 1 }.is_storage_error());
     }
 }

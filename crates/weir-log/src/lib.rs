@@ -28,6 +28,9 @@ pub mod checkpoint;
 pub mod config;
 pub mod epoch_cache;
 pub mod error;
+mod failure;
+#[cfg(test)]
+mod failure_tests;
 pub mod flush;
 mod index;
 mod log;

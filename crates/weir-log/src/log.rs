@@ -16,8 +16,8 @@
 //! baseOffset and partitionLeaderEpoch (and, for LogAppendTime topics, the timestamp
 //! and CRC). [`Log::append_as_follower`] keeps the leader's offsets and checks that
 //! they continue the log. Either way an append is all or nothing: a rejected append
-//! changes nothing, and a failed write is cut back off the segment (or, if even that
-//! fails, the log goes offline until it is reopened and recovered).
+//! changes nothing, and a failed write is cut back off the segment and takes the log
+//! offline until it is reopened and recovered (see `failure.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -260,9 +260,8 @@ impl Log {
         }
     }
 
-    /// Appends a producer's batches (the `records` of one partition in a Produce
-    /// request) as leader in `leader_epoch`. See the module docs for what is checked.
-    pub fn append_as_leader(
+    /// [`Log::append_as_leader`] without the storage-failure guard (`failure.rs`).
+    pub(crate) fn append_as_leader_unguarded(
         &mut self,
         records: Bytes,
         leader_epoch: LeaderEpoch,
@@ -388,10 +387,8 @@ impl Log {
         Ok(self.append_info(&planned, &appended, append_time, buf.len()))
     }
 
-    /// Appends batches fetched from the leader, keeping their offsets and epochs. The
-    /// first batch must start at the log end offset (or later on a compacted topic,
-    /// whose logs have gaps), and each batch after the previous one.
-    pub fn append_as_follower(&mut self, records: Bytes) -> Result<AppendInfo> {
+    /// [`Log::append_as_follower`] without the storage-failure guard (`failure.rs`).
+    pub(crate) fn append_as_follower_unguarded(&mut self, records: Bytes) -> Result<AppendInfo> {
         self.check_online()?;
         let now_ms = self.clock.now_ms();
         let gaps_allowed = self.config.cleanup_policy.compact;
@@ -442,18 +439,15 @@ impl Log {
             buf.extend_from_slice(p.view.as_bytes());
         }
         let first = planned[0].base_offset;
-        if let Err(e) = self.write(
+        // A failed write takes the log offline (and its epoch cache is rebuilt from
+        // the segments when it is reopened).
+        self.write(
             &buf,
             &appended,
             first,
             planned[0].view.max_timestamp(),
             now_ms,
-        ) {
-            if !self.offline {
-                self.epoch_cache.truncate_from_end(self.log_end_offset)?;
-            }
-            return Err(e);
-        }
+        )?;
         for p in &planned {
             if let Some(batch) = producer_batch(&p.view, p.base_offset, p.last_offset, None) {
                 self.producers.apply(&batch);
@@ -517,8 +511,11 @@ impl Log {
         let config = self.config.clone();
         match self.active_mut().append(buf, appended, &config) {
             Ok(()) => {}
+            // The partial write was cut off the segment; the log still goes offline
+            // (`failure.rs`): after one I/O error the device is not trusted.
             Err(Ok(e)) => return Err(e),
             Err(Err(e)) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "a failed append could not be undone");
                 self.offline = true;
                 return Err(e);
             }

@@ -18,20 +18,15 @@ use crate::producer_state;
 use crate::segment::Segment;
 
 impl Log {
-    /// Removes every batch whose last offset is `>= target` (a follower truncating to
-    /// its leader's epoch boundary, or to the high watermark). The batch holding
-    /// `target` goes too, so the new log end may be below `target` if it was not a
-    /// batch boundary. Below the first segment, the log restarts empty at `target`.
-    /// Returns whether anything was removed. The cut is fsynced before returning, so
-    /// a crash cannot bring the removed batches back.
-    pub fn truncate_to(&mut self, target: Offset) -> Result<bool> {
+    /// [`Log::truncate_to`] without the storage-failure guard (`failure.rs`).
+    pub(crate) fn truncate_to_unguarded(&mut self, target: Offset) -> Result<bool> {
         self.check_online()?;
         if target >= self.log_end_offset {
             return Ok(false);
         }
         let first_base = *self.segments.keys().next().unwrap_or(&target);
         if target < first_base {
-            self.truncate_fully_and_start_at(target)?;
+            self.truncate_fully_and_start_at_unguarded(target)?;
             return Ok(true);
         }
         let doomed: Vec<Offset> = self
@@ -58,9 +53,8 @@ impl Log {
         Ok(true)
     }
 
-    /// Deletes every segment and restarts the log, empty, at `offset` (a follower whose
-    /// fetch offset fell out of the leader's range).
-    pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> Result<()> {
+    /// [`Log::truncate_fully_and_start_at`] without the storage-failure guard (`failure.rs`).
+    pub(crate) fn truncate_fully_and_start_at_unguarded(&mut self, offset: Offset) -> Result<()> {
         self.check_online()?;
         assert!(
             offset.get() >= 0,
@@ -102,9 +96,8 @@ impl Log {
         Ok(())
     }
 
-    /// DeleteRecords: makes `offset` the log start offset (it must not pass the high
-    /// watermark) and deletes the segments wholly below it. Returns the log start.
-    pub fn delete_records_before(&mut self, offset: Offset) -> Result<Offset> {
+    /// [`Log::delete_records_before`] without the storage-failure guard (`failure.rs`).
+    pub(crate) fn delete_records_before_unguarded(&mut self, offset: Offset) -> Result<Offset> {
         self.check_online()?;
         if offset > self.high_watermark || offset.get() < 0 {
             return Err(LogError::OffsetOutOfRange {
@@ -122,11 +115,8 @@ impl Log {
         Ok(self.log_start_offset)
     }
 
-    /// One retention pass (Kafka's `deleteOldSegments`): segments wholly below the log
-    /// start offset, then, with `cleanup.policy=delete`, segments whose newest record
-    /// is older than `retention.ms`, then the oldest segments while the log exceeds
-    /// `retention.bytes`. Returns the number of segments deleted.
-    pub fn delete_old_segments(&mut self) -> Result<usize> {
+    /// [`Log::delete_old_segments`] without the storage-failure guard (`failure.rs`).
+    pub(crate) fn delete_old_segments_unguarded(&mut self) -> Result<usize> {
         self.check_online()?;
         let mut deleted = self.delete_log_start_breached()?;
         if self.config.deletes_old_segments() {
