@@ -425,6 +425,41 @@ fn consume_follows_until_ctrl_c_and_exits_cleanly() {
     assert!(status.success(), "Ctrl-C is a clean stop: {status}");
 }
 
+/// `weir consume ... | head -1`: a reader that has seen enough closes the pipe, and
+/// the consumer ends quietly with success at its next write.
+#[test]
+fn consume_ends_quietly_when_stdout_closes() {
+    let server = Server::start();
+    let b = server.addr.as_str();
+    run(
+        &["topic", "create", "piped", "--partitions", "1", "-b", b],
+        "",
+    )
+    .ok();
+    run(&["produce", "piped", "-b", b], "one\ntwo\n").ok();
+    let mut child = weir()
+        .args(["consume", "piped", "--from", "beginning", "-b", b])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir consume");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("one"));
+    drop(lines);
+    run(&["produce", "piped", "-b", b], "three\n").ok();
+    let status = wait(&mut child, PROCESS_TIMEOUT).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("weir consume did not stop when its stdout closed")
+    });
+    let mut stderr = String::new();
+    let _ =
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("piped stderr"), &mut stderr);
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn perf_produce_and_consume_report_json() {
     let server = Server::start();

@@ -5,6 +5,7 @@
 //! serde: the shapes are flat and few, and escaping is the only subtle part.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use weir_client::producer::{parse_compression, Acks, Compression};
 
@@ -20,6 +21,21 @@ pub(crate) struct ClusterArgs {
         global = true
     )]
     pub(crate) bootstrap_server: String,
+}
+
+/// `println!` that never panics: a closed stdout (`weir topic list | head -1`)
+/// drops the line instead, as a reader that has seen enough wants.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cmd::common::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Writes one line to stdout, ignoring a closed or failing stdout (see [`outln`]).
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
 }
 
 /// Drops the causes below a weir-client error from the chain: its message already
@@ -267,7 +283,7 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 let _ = write!(out, "{cell:<w$}  ");
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(&mut header.iter().copied());
     for row in rows {

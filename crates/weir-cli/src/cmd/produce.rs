@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use weir_client::producer::{Acks, Compression, DeliveryFuture};
 use weir_client::{Producer, ProducerConfig, ProducerRecord};
 
-use super::common::{parse_acks, parse_codec, parse_key_value, tidy_error, ClusterArgs};
+use super::common::{outln, parse_acks, parse_codec, parse_key_value, tidy_error, ClusterArgs};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -182,7 +182,7 @@ async fn report(
         match delivery.await {
             Ok(meta) => {
                 if verbose {
-                    println!("partition {} offset {}", meta.partition, meta.offset);
+                    outln!("partition {} offset {}", meta.partition, meta.offset);
                 }
             }
             Err(e) => {

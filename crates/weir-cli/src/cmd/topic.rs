@@ -12,7 +12,7 @@ use weir_client::{Admin, ClientConfig, OffsetSpec, TopicPartition};
 use weir_metadata::uuid::to_base64;
 
 use super::common::{
-    json_array, parse_key_value, print_table, tidy_error, ClusterArgs, JsonObject,
+    json_array, outln, parse_key_value, print_table, tidy_error, ClusterArgs, JsonObject,
 };
 
 const EXAMPLES: &str = "\
@@ -132,7 +132,7 @@ async fn run_inner(args: TopicArgs) -> anyhow::Result<()> {
                     result.num_partitions, result.replication_factor
                 ));
             }
-            println!("{line}");
+            outln!("{line}");
         }
         TopicCommand::List { json, internal } => list(&admin, json, internal).await?,
         TopicCommand::Describe { name, json } => describe(&admin, &name, json).await?,
@@ -140,7 +140,7 @@ async fn run_inner(args: TopicArgs) -> anyhow::Result<()> {
             let mut failed = Vec::new();
             for (name, result) in admin.delete_topics(&names).await? {
                 match result {
-                    Ok(()) => println!("deleted topic {name}"),
+                    Ok(()) => outln!("deleted topic {name}"),
                     Err(e) => failed.push(e.to_string()),
                 }
             }
@@ -165,7 +165,7 @@ async fn run_inner(args: TopicArgs) -> anyhow::Result<()> {
                     .incremental_alter_configs(vec![(resource, ops)], false)
                     .await?,
             )?;
-            println!("updated the configs of topic {name}");
+            outln!("updated the configs of topic {name}");
         }
         TopicCommand::AddPartitions { name, partitions } => {
             first(
@@ -173,7 +173,7 @@ async fn run_inner(args: TopicArgs) -> anyhow::Result<()> {
                     .create_partitions(vec![(name.clone(), partitions)], false)
                     .await?,
             )?;
-            println!("topic {name} now has {partitions} partitions");
+            outln!("topic {name} now has {partitions} partitions");
         }
     }
     Ok(())
@@ -206,7 +206,7 @@ async fn list(admin: &Admin, json: bool, internal: bool) -> anyhow::Result<()> {
                 .bool("internal", t.is_internal)
                 .finish()
         });
-        println!("{}", json_array(items));
+        outln!("{}", json_array(items));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = topics
@@ -302,11 +302,11 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
             .raw("partitions", &json_array(partitions))
             .raw("configs", &configs.finish())
             .finish();
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
 
-    println!(
+    outln!(
         "Topic: {}  Id: {}  Partitions: {}  Replication: {}",
         topic.name,
         to_base64(topic.topic_id),
@@ -315,7 +315,7 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
     );
     if !overrides.is_empty() {
         let list: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("Configs: {}", list.join(", "));
+        outln!("Configs: {}", list.join(", "));
     }
     let text = |o: Option<i64>| o.map_or("-".to_owned(), |o| o.to_string());
     let rows: Vec<Vec<String>> = topic

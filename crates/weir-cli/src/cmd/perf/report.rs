@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cmd::common::JsonObject;
+use crate::cmd::common::{outln, JsonObject};
 
 /// How often the progress bar's rates are recomputed.
 const TICK: Duration = Duration::from_millis(250);
@@ -168,10 +168,10 @@ impl Summary {
                 .float("mb_per_sec", self.mb_per_sec())
                 .raw("latency_ms", &latency)
                 .finish();
-            println!("{out}");
+            outln!("{out}");
             return;
         }
-        println!(
+        outln!(
             "{} records {} in {:.2} s: {:.1} records/s, {:.2} MB/s{}",
             self.records,
             self.verb,
@@ -184,7 +184,7 @@ impl Summary {
                 String::new()
             }
         );
-        println!(
+        outln!(
             "{} (ms): mean {:.2}, p50 {:.2}, p95 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}",
             self.latency_label,
             self.latency_us.mean() / 1000.0,
