@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,32 +17,17 @@ fn json(text: &str) -> Value {
 #[test]
 fn topic_commands_create_list_describe_alter_add_partitions_and_delete() {
     let server = Server::start();
-    let b = server.addr.as_str();
-    let out = run(
-        &[
-            "topic",
-            "create",
-            "orders",
-            "--partitions",
-            "2",
-            "--replication-factor",
-            "1",
-            "--config",
-            "retention.ms=3600000",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    let create = "topic create orders --partitions 2 --replication-factor 1 \
+                  --config retention.ms=3600000";
+    let out = server.weir(create, "").ok();
     assert_eq!(
         out.stdout,
         "created topic orders (2 partitions, replication factor 1)\n"
     );
-    run(&["topic", "create", "audit", "-b", b], "").ok();
+    server.weir("topic create audit", "").ok();
 
     // The table: a header and one row per topic, sorted by name.
-    let out = run(&["topic", "list", "-b", b], "").ok();
+    let out = server.weir("topic list", "").ok();
     let rows: Vec<Vec<&str>> = out
         .stdout
         .lines()
@@ -55,7 +39,7 @@ fn topic_commands_create_list_describe_alter_add_partitions_and_delete() {
     assert_eq!(rows[2][..3], ["orders", "2", "1"]);
     assert_eq!(rows[2][3].len(), 22, "base64 topic id");
 
-    let list = json(&run(&["topic", "list", "--json", "-b", b], "").ok().stdout);
+    let list = json(&server.weir("topic list --json", "").ok().stdout);
     let names: Vec<&str> = list
         .as_array()
         .expect("array")
@@ -67,16 +51,10 @@ fn topic_commands_create_list_describe_alter_add_partitions_and_delete() {
     assert_eq!(list[1]["topic_id"].as_str(), Some(rows[2][3]));
 
     // Offsets move with produced records.
-    run(
-        &["produce", "orders", "--partition", "1", "-b", b],
-        "a\nb\nc\n",
-    )
-    .ok();
-    let d = json(
-        &run(&["topic", "describe", "orders", "--json", "-b", b], "")
-            .ok()
-            .stdout,
-    );
+    server
+        .weir("produce orders --partition 1", "a\nb\nc\n")
+        .ok();
+    let d = json(&server.weir("topic describe orders --json", "").ok().stdout);
     assert_eq!(d["name"], "orders");
     assert_eq!(d["configs"]["retention.ms"], "3600000");
     let parts = d["partitions"].as_array().expect("partitions");
@@ -90,9 +68,7 @@ fn topic_commands_create_list_describe_alter_add_partitions_and_delete() {
     }
     assert_eq!(parts[0]["log_end_offset"], 0);
     assert_eq!(parts[1]["log_end_offset"], 3);
-    let text = run(&["topic", "describe", "orders", "-b", b], "")
-        .ok()
-        .stdout;
+    let text = server.weir("topic describe orders", "").ok().stdout;
     assert!(text.contains("Configs: retention.ms=3600000"), "{text}");
     let last = text.lines().last().unwrap_or_default();
     assert_eq!(
@@ -101,76 +77,38 @@ fn topic_commands_create_list_describe_alter_add_partitions_and_delete() {
     );
 
     // Configs: set one, remove another.
-    run(
-        &[
-            "topic",
-            "alter-config",
-            "orders",
-            "--set",
-            "cleanup.policy=compact",
-            "--delete",
-            "retention.ms",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
-    let d = json(
-        &run(&["topic", "describe", "orders", "--json", "-b", b], "")
-            .ok()
-            .stdout,
-    );
+    server
+        .weir(
+            "topic alter-config orders --set cleanup.policy=compact --delete retention.ms",
+            "",
+        )
+        .ok();
+    let d = json(&server.weir("topic describe orders --json", "").ok().stdout);
     assert_eq!(d["configs"]["cleanup.policy"], "compact");
     assert!(d["configs"].get("retention.ms").is_none(), "{d}");
-    let out = run(&["topic", "alter-config", "orders", "-b", b], "");
+    let out = server.weir("topic alter-config orders", "");
     assert!(!out.status.success());
     assert!(out.stderr.contains("nothing to change"), "{}", out.stderr);
 
     // Partitions only grow.
-    let out = run(
-        &[
-            "topic",
-            "add-partitions",
-            "orders",
-            "--partitions",
-            "4",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    let out = server
+        .weir("topic add-partitions orders --partitions 4", "")
+        .ok();
     assert_eq!(out.stdout, "topic orders now has 4 partitions\n");
-    let d = json(
-        &run(&["topic", "describe", "orders", "--json", "-b", b], "")
-            .ok()
-            .stdout,
-    );
+    let d = json(&server.weir("topic describe orders --json", "").ok().stdout);
     assert_eq!(d["partitions"].as_array().map(Vec::len), Some(4));
-    let out = run(
-        &[
-            "topic",
-            "add-partitions",
-            "orders",
-            "--partitions",
-            "2",
-            "-b",
-            b,
-        ],
-        "",
-    );
+    let out = server.weir("topic add-partitions orders --partitions 2", "");
     assert!(!out.status.success(), "shrinking must fail: {}", out.stdout);
 
     // Delete, then the topic is gone; deleting it again fails.
-    let out = run(&["topic", "delete", "orders", "-b", b], "").ok();
+    let out = server.weir("topic delete orders", "").ok();
     assert_eq!(out.stdout, "deleted topic orders\n");
-    let list = json(&run(&["topic", "list", "--json", "-b", b], "").ok().stdout);
+    let list = json(&server.weir("topic list --json", "").ok().stdout);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
-    let out = run(&["topic", "delete", "orders", "-b", b], "");
+    let out = server.weir("topic delete orders", "");
     assert!(!out.status.success());
     assert!(out.stderr.contains("orders"), "{}", out.stderr);
-    let out = run(&["topic", "describe", "orders", "-b", b], "");
+    let out = server.weir("topic describe orders", "");
     assert!(!out.status.success());
 }
 
@@ -178,57 +116,29 @@ fn topic_commands_create_list_describe_alter_add_partitions_and_delete() {
 #[test]
 fn produce_then_consume_in_every_format() {
     let server = Server::start();
-    let b = server.addr.as_str();
-    run(
-        &["topic", "create", "events", "--partitions", "1", "-b", b],
-        "",
-    )
-    .ok();
+    server.weir("topic create events --partitions 1", "").ok();
     let input = "user1:clicked\nuser2:viewed \"page\"\r\nuser1:a:b\n:no key\n";
-    let out = run(
-        &[
-            "produce",
-            "events",
-            "--key-separator",
-            ":",
-            "--header",
-            "source=cli",
-            "-H",
-            "v=2",
-            "--compression",
-            "zstd",
-            "--acks",
-            "1",
-            "-v",
-            "-b",
-            b,
-        ],
-        input,
-    )
-    .ok();
+    let produce = "produce events --key-separator : --header source=cli -H v=2 \
+                   --compression zstd --acks 1 -v";
+    let out = server.weir(produce, input).ok();
     assert_eq!(
         out.stdout,
         "partition 0 offset 0\npartition 0 offset 1\npartition 0 offset 2\npartition 0 offset 3\n"
     );
 
     let consume = |format: &str| {
-        run(
-            &[
-                "consume",
-                "events",
-                "--from",
-                "beginning",
-                "--count",
-                "4",
-                "--format",
-                format,
-                "-b",
-                b,
-            ],
-            "",
-        )
-        .ok()
-        .stdout
+        let args = [
+            "consume",
+            "events",
+            "--from",
+            "beginning",
+            "--count",
+            "4",
+            "--format",
+        ];
+        let mut args = args.to_vec();
+        args.push(format);
+        server.weir_args(&args, "").ok().stdout
     };
     assert_eq!(consume("value"), "clicked\nviewed \"page\"\na:b\nno key\n");
     assert_eq!(
@@ -263,28 +173,13 @@ fn produce_then_consume_in_every_format() {
     }
 
     // A window from an offset, and a stop at the end instead of following.
-    let out = run(
-        &[
-            "consume",
-            "events",
-            "--from",
-            "2",
-            "--partition",
-            "0",
-            "--exit-at-end",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    let out = server
+        .weir("consume events --from 2 --partition 0 --exit-at-end", "")
+        .ok();
     assert_eq!(out.stdout, "a:b\nno key\n");
 
     // A line without the separator is an error that names the line.
-    let out = run(
-        &["produce", "events", "--key-separator", ":", "-b", b],
-        "k:v\nnothing here\n",
-    );
+    let out = server.weir("produce events --key-separator :", "k:v\nnothing here\n");
     assert!(!out.status.success());
     assert!(
         out.stderr.contains("line 2 has no key separator"),
@@ -319,32 +214,18 @@ fn rfc3339(ms: i64) -> String {
 fn consume_from_a_timestamp() {
     assert_eq!(rfc3339(1_767_225_600_250), "2026-01-01T00:00:00.250Z");
     let server = Server::start();
-    let b = server.addr.as_str();
-    run(
-        &["topic", "create", "clock", "--partitions", "2", "-b", b],
-        "",
-    )
-    .ok();
-    run(&["produce", "clock", "-b", b], "old1\nold2\n").ok();
+    server.weir("topic create clock --partitions 2", "").ok();
+    server.weir("produce clock", "old1\nold2\n").ok();
     // Records get the producer's clock in ms: leave a clear gap.
     std::thread::sleep(Duration::from_millis(50));
-    run(&["produce", "clock", "-b", b], "new1\nnew2\n").ok();
-    let all = run(
-        &[
-            "consume",
-            "clock",
-            "--from",
-            "beginning",
-            "--exit-at-end",
-            "--format",
-            "json",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok()
-    .stdout;
+    server.weir("produce clock", "new1\nnew2\n").ok();
+    let all = server
+        .weir(
+            "consume clock --from beginning --exit-at-end --format json",
+            "",
+        )
+        .ok()
+        .stdout;
     let records: Vec<Value> = all.lines().map(json).collect();
     assert_eq!(records.len(), 4, "{all}");
     let first_new = records
@@ -354,39 +235,19 @@ fn consume_from_a_timestamp() {
         .min()
         .expect("new records");
     for from in [format!("@{first_new}"), rfc3339(first_new)] {
-        let out = run(
-            &[
-                "consume",
-                "clock",
-                "--from",
-                &from,
-                "--exit-at-end",
-                "-b",
-                b,
-            ],
-            "",
-        )
-        .ok();
+        let out = server
+            .weir_args(&["consume", "clock", "--from", &from, "--exit-at-end"], "")
+            .ok();
         let mut values: Vec<&str> = out.stdout.lines().collect();
         values.sort_unstable();
         assert_eq!(values, ["new1", "new2"], "--from {from}");
     }
     // After the last record: nothing, and --exit-at-end still ends.
-    let out = run(
-        &[
-            "consume",
-            "clock",
-            "--from",
-            "@9999999999999",
-            "-e",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    let out = server
+        .weir("consume clock --from @9999999999999 -e", "")
+        .ok();
     assert_eq!(out.stdout, "");
-    let out = run(&["consume", "clock", "--from", "yesterday", "-b", b], "");
+    let out = server.weir("consume clock --from yesterday", "");
     assert!(!out.status.success());
     assert!(out.stderr.contains("RFC 3339"), "{}", out.stderr);
 }
@@ -395,11 +256,7 @@ fn consume_from_a_timestamp() {
 fn consume_follows_until_ctrl_c_and_exits_cleanly() {
     let server = Server::start();
     let b = server.addr.as_str();
-    run(
-        &["topic", "create", "live", "--partitions", "1", "-b", b],
-        "",
-    )
-    .ok();
+    server.weir("topic create live --partitions 1", "").ok();
     let mut child = weir()
         .args(["consume", "live", "--from", "beginning", "-b", b])
         .stdin(Stdio::null())
@@ -408,10 +265,10 @@ fn consume_follows_until_ctrl_c_and_exits_cleanly() {
         .spawn()
         .expect("spawn weir consume");
     let lines = common::lines_of(child.stdout.take().expect("piped stdout"));
-    run(&["produce", "live", "-b", b], "first\n").ok();
+    server.weir("produce live", "first\n").ok();
     assert_eq!(next_line(&lines, PROCESS_TIMEOUT), "first");
     // Still following: a later record shows up too.
-    run(&["produce", "live", "-b", b], "second\n").ok();
+    server.weir("produce live", "second\n").ok();
     assert_eq!(next_line(&lines, PROCESS_TIMEOUT), "second");
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -431,12 +288,8 @@ fn consume_follows_until_ctrl_c_and_exits_cleanly() {
 fn consume_ends_quietly_when_stdout_closes() {
     let server = Server::start();
     let b = server.addr.as_str();
-    run(
-        &["topic", "create", "piped", "--partitions", "1", "-b", b],
-        "",
-    )
-    .ok();
-    run(&["produce", "piped", "-b", b], "one\ntwo\n").ok();
+    server.weir("topic create piped --partitions 1", "").ok();
+    server.weir("produce piped", "one\ntwo\n").ok();
     let mut child = weir()
         .args(["consume", "piped", "--from", "beginning", "-b", b])
         .stdin(Stdio::null())
@@ -448,7 +301,7 @@ fn consume_ends_quietly_when_stdout_closes() {
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("one"));
     drop(lines);
-    run(&["produce", "piped", "-b", b], "three\n").ok();
+    server.weir("produce piped", "three\n").ok();
     let status = wait(&mut child, PROCESS_TIMEOUT).unwrap_or_else(|| {
         let _ = child.kill();
         panic!("weir consume did not stop when its stdout closed")
@@ -463,33 +316,10 @@ fn consume_ends_quietly_when_stdout_closes() {
 #[test]
 fn perf_produce_and_consume_report_json() {
     let server = Server::start();
-    let b = server.addr.as_str();
-    run(
-        &["topic", "create", "perf", "--partitions", "1", "-b", b],
-        "",
-    )
-    .ok();
-    let out = run(
-        &[
-            "perf",
-            "produce",
-            "--topic",
-            "perf",
-            "--records",
-            "20000",
-            "--record-size",
-            "100",
-            "--acks",
-            "1",
-            "--producers",
-            "2",
-            "--json",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    server.weir("topic create perf --partitions 1", "").ok();
+    let perf = "perf produce --topic perf --records 20000 --record-size 100 --acks 1 \
+                --producers 2 --json";
+    let out = server.weir(perf, "").ok();
     let report = json(&out.stdout);
     assert_eq!(report["records"], 20000, "{report}");
     assert_eq!(report["bytes"], 2_000_000);
@@ -506,42 +336,20 @@ fn perf_produce_and_consume_report_json() {
     assert!(p("p99") <= p("p999") && p("p999") <= p("max"), "{report}");
     assert!(p("p50") > 0.0);
 
-    let out = run(
-        &[
-            "perf",
-            "consume",
-            "--topic",
-            "perf",
-            "--records",
-            "20000",
-            "--json",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    let out = server
+        .weir("perf consume --topic perf --records 20000 --json", "")
+        .ok();
     let report = json(&out.stdout);
     assert_eq!(report["records"], 20000, "{report}");
     assert_eq!(report["bytes"], 2_000_000);
 
     // A bounded run by time, text summary.
-    let out = run(
-        &[
-            "perf",
-            "produce",
-            "--topic",
-            "perf",
-            "--duration",
-            "0.5",
-            "--throughput",
-            "2000",
-            "-b",
-            b,
-        ],
-        "",
-    )
-    .ok();
+    let out = server
+        .weir(
+            "perf produce --topic perf --duration 0.5 --throughput 2000",
+            "",
+        )
+        .ok();
     assert!(out.stdout.contains("records sent in"), "{}", out.stdout);
     assert!(out.stdout.contains("p99.9"), "{}", out.stdout);
     let sent: u64 = out
@@ -601,5 +409,4 @@ fn help_shows_examples() {
         "{}",
         out.stderr
     );
-    let _ = std::io::stdout().flush();
 }

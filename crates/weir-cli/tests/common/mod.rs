@@ -95,6 +95,21 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Runs `weir` with the whitespace-separated `args` against this server.
+    pub(crate) fn weir(&self, args: &str, stdin: &str) -> Output {
+        let args: Vec<&str> = args.split_whitespace().collect();
+        self.weir_args(&args, stdin)
+    }
+
+    /// Runs `weir ARGS --bootstrap-server ADDR` (for arguments with spaces).
+    pub(crate) fn weir_args(&self, args: &[&str], stdin: &str) -> Output {
+        let mut args = args.to_vec();
+        args.extend(["--bootstrap-server", self.addr.as_str()]);
+        run(&args, stdin)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // Child::kill signals this child's PID only (SIGKILL).

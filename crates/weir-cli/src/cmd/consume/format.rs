@@ -53,7 +53,8 @@ impl Format {
             "json" => Ok(Format::Json),
             t if t.contains('%') => parse_template(t).map(Format::Template),
             other => Err(format!(
-                "unknown format {other:?}: use value, key-value, json or a template such as '%p %o %k %v'"
+                "unknown format {other:?}: use value, key-value, json or a template \
+                 such as '%p %o %k %v'"
             )),
         }
     }

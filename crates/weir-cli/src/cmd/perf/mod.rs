@@ -59,7 +59,12 @@ pub(crate) struct ProduceArgs {
     #[arg(short = 's', long, value_name = "BYTES", default_value_t = 100)]
     record_size: usize,
     /// Target records per second over all producers; -1 is unlimited
-    #[arg(long, value_name = "RECORDS_PER_SEC", default_value_t = -1.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "RECORDS_PER_SEC",
+        default_value_t = -1.0,
+        allow_negative_numbers = true
+    )]
     throughput: f64,
     /// Acknowledgements to wait for: 0, 1 or all
     #[arg(long, value_name = "ACKS", default_value = "all", value_parser = parse_acks)]
