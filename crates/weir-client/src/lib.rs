@@ -18,6 +18,8 @@
 //! - [`producer`]: partitioner, per-partition batching (`batch.size`, `linger.ms`),
 //!   compression, acks, retries, idempotence; `send` returns a future per record.
 //! - [`consumer`]: assignment, seeks, a prefetching fetch loop, `poll`.
+//! - [`group`]: consumer groups: membership, assignors, committed offsets, and
+//!   group admin calls.
 //! - [`admin`]: create/delete/describe topics, partitions, configs, offsets, cluster.
 //!
 //! Every fallible call returns [`Error`], a `thiserror` enum whose messages say
@@ -25,8 +27,8 @@
 //!
 //! # Not here yet
 //!
-//! Consumer groups (membership, committed offsets), transactions, SASL/TLS, and
-//! incremental fetch sessions.
+//! The KIP-848 group protocol, transactions, SASL/TLS, and incremental fetch
+//! sessions.
 
 pub mod admin;
 pub mod api;
@@ -35,6 +37,7 @@ pub mod config;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod offsets;
 pub mod producer;
 mod util;
@@ -45,6 +48,7 @@ pub use config::{ClientConfig, ConnectionConfig};
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
+pub use group::{GroupConfig, GroupConsumer};
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use weir_types::ErrorCode;
