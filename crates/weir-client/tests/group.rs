@@ -257,11 +257,12 @@ async fn every_record_is_consumed_once_across_leave_join_and_crash() {
     .await;
     // Nothing more arrives, and nothing was consumed twice.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let s = seen.lock().unwrap();
-    assert_eq!(s.records.len(), 1200);
-    let twice: Vec<_> = s.records.iter().filter(|(_, &n)| n != 1).collect();
-    assert!(twice.is_empty(), "consumed more than once: {twice:?}");
-    drop(s);
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.records.len(), 1200);
+        let twice: Vec<_> = s.records.iter().filter(|(_, &n)| n != 1).collect();
+        assert!(twice.is_empty(), "consumed more than once: {twice:?}");
+    }
     for m in [m3, m4] {
         m.commands.send(Command::Leave).unwrap();
         m.task.await.unwrap();
@@ -385,41 +386,42 @@ async fn cooperative_sticky_moves_only_what_it_must() {
         },
     )
     .await;
-    let s = seen.lock().unwrap();
-    for (i, name) in ["m1", "m2"].iter().enumerate() {
-        let now: BTreeSet<i32> = [&m1, &m2][i]
-            .assignment
-            .lock()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect();
-        assert!(
-            now.is_subset(&before[i]),
-            "{name} kept only its own partitions"
-        );
-        let events = &s.events[*name];
-        let revoked: Vec<i32> = events
-            .iter()
-            .filter(|(what, _)| *what != "assigned")
-            .flat_map(|(_, ps)| ps.iter().copied())
-            .collect();
-        // Only the one partition that moved was revoked: never everything.
-        assert_eq!(revoked.len(), 1, "{name}: {events:?}");
-        assert!(
-            !events.iter().any(|(what, _)| *what == "lost"),
-            "{name}: {events:?}"
+    {
+        let s = seen.lock().unwrap();
+        for (i, name) in ["m1", "m2"].iter().enumerate() {
+            let now: BTreeSet<i32> = [&m1, &m2][i]
+                .assignment
+                .lock()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
+            assert!(
+                now.is_subset(&before[i]),
+                "{name} kept only its own partitions"
+            );
+            let events = &s.events[*name];
+            let revoked: Vec<i32> = events
+                .iter()
+                .filter(|(what, _)| *what != "assigned")
+                .flat_map(|(_, ps)| ps.iter().copied())
+                .collect();
+            // Only the one partition that moved was revoked: never everything.
+            assert_eq!(revoked.len(), 1, "{name}: {events:?}");
+            assert!(
+                !events.iter().any(|(what, _)| *what == "lost"),
+                "{name}: {events:?}"
+            );
+        }
+        assert_eq!(
+            s.events["m3"],
+            vec![("assigned", {
+                let mut v: Vec<i32> = m3.assignment.lock().unwrap().clone();
+                v.sort_unstable();
+                v
+            })]
         );
     }
-    assert_eq!(
-        s.events["m3"],
-        vec![("assigned", {
-            let mut v: Vec<i32> = m3.assignment.lock().unwrap().clone();
-            v.sort_unstable();
-            v
-        })]
-    );
-    drop(s);
     for m in [m1, m2, m3] {
         m.commands.send(Command::Leave).unwrap();
         m.task.await.unwrap();
