@@ -216,10 +216,16 @@ impl Accumulator {
     /// Takes out every queued batch older than `timeout`.
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<ProducerBatch> {
         let mut expired = Vec::new();
+        let is_expired = |b: &ProducerBatch| now.saturating_duration_since(b.created) >= timeout;
         for queue in self.queues.values_mut() {
+            // The sender calls this on every loop; rebuilding queues that hold nothing
+            // expired moved every queued batch and was a third of the client's CPU.
+            if !queue.iter().any(is_expired) {
+                continue;
+            }
             let mut keep = VecDeque::with_capacity(queue.len());
             for b in queue.drain(..) {
-                if now.saturating_duration_since(b.created) >= timeout {
+                if is_expired(&b) {
                     expired.push(b);
                 } else {
                     keep.push_back(b);
