@@ -35,6 +35,8 @@ enum Command {
     Consume(cmd::consume::ConsumeArgs),
     /// Measure produce and consume throughput and latency.
     Perf(cmd::perf::PerfArgs),
+    /// List, describe and delete consumer groups; reset their offsets.
+    Group(cmd::group::GroupArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => cmd::produce::run(args).await,
             Command::Consume(args) => cmd::consume::run(args).await,
             Command::Perf(args) => cmd::perf::run(args).await,
+            Command::Group(args) => cmd::group::run(args).await,
         }
     });
     match result {

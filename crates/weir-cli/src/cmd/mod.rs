@@ -2,6 +2,7 @@
 
 pub(crate) mod common;
 pub(crate) mod consume;
+pub(crate) mod group;
 pub(crate) mod perf;
 pub(crate) mod produce;
 pub(crate) mod server;
