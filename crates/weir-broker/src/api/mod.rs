@@ -29,6 +29,8 @@
 mod alter_configs;
 mod api_versions;
 mod configs;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -203,6 +205,10 @@ async fn dispatch(
         Request::ListGroups(r) => Handled::now(list_groups::handle(state, &r)),
         Request::DescribeGroups(r) => Handled::now(describe_groups::handle(state, r, v).await),
         Request::DeleteGroups(r) => delete_groups::handle(state, r).await,
+        Request::ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(state, rc, r).await,
+        Request::ConsumerGroupDescribe(r) => {
+            Handled::now(consumer_group_describe::handle(state, r).await)
+        }
         // `versions` lists no other API, so the version check refused it already;
         // closing is the answer for an API we do not serve, as for an unknown key.
         _ => return Err(close(rc.header, "no handler")),

@@ -5,6 +5,9 @@
 //! coordinator (not loaded, not ours) is the group's error code; v0-1 have none
 //! and carry it on every partition instead, as Kafka answers them.
 //!
+//! v9 names the fetching KIP-848 member: an unknown member or an old member epoch
+//! fails the group (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH), as in Kafka.
+//!
 //! `require_stable` (v7+) asks the broker to hold back offsets of open
 //! transactions; without transactions there are none.
 
@@ -32,7 +35,8 @@ pub(super) async fn handle(
                     .map(|t| (t.name, t.partition_indexes))
                     .collect()
             });
-            groups.push(fetch(state, g.group_id, &topics).await);
+            let member = (g.member_id.as_deref(), g.member_epoch);
+            groups.push(fetch(state, &g.group_id, &topics, member).await);
         }
         return OffsetFetchResponse {
             groups,
@@ -44,20 +48,22 @@ pub(super) async fn handle(
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let group = fetch(state, request.group_id, &topics).await;
+    let group = fetch(state, &request.group_id, &topics, (None, -1)).await;
     single_group(group, version)
 }
 
-/// One group's offsets, or its error with the requested partitions.
+/// One group's offsets, or its error with the requested partitions; `member` is
+/// the (id, epoch) a v9+ request names for a KIP-848 member.
 async fn fetch(
     state: &ApiState,
-    group_id: String,
+    group_id: &str,
     topics: &FetchTopics,
+    member: (Option<&str>, i32),
 ) -> OffsetFetchResponseGroup {
-    match state.groups.fetch_offsets(&group_id, topics).await {
+    match state.groups.fetch_offsets(group_id, topics, member).await {
         Ok(group) => group,
         Err(e) => OffsetFetchResponseGroup {
-            group_id,
+            group_id: group_id.to_owned(),
             topics: topics
                 .iter()
                 .flatten()

@@ -79,6 +79,9 @@ pub const SUPPORTED: &[Supported] = &[
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeCluster, 0, 1),
+    // KIP-848 (coordinator/consumer/): v0; v1 adds regex subscriptions.
+    row(ApiKey::ConsumerGroupHeartbeat, 0, 0),
+    row(ApiKey::ConsumerGroupDescribe, 0, 0),
 ];
 
 /// The served range of `api`, or `None` if no handler serves it.

@@ -11,6 +11,7 @@ use weir_protocol::messages::describe_groups::{DescribedGroup, DescribedGroupMem
 use weir_protocol::messages::list_groups::ListedGroup;
 use weir_types::ErrorCode;
 
+use super::consumer::{ConsumerGroup, ConsumerRecord, CONSUMER_GROUP_TYPE};
 use super::group::GroupState;
 use super::records::Record;
 use super::shard::{Outcome, Shard};
@@ -38,6 +39,13 @@ impl Shard {
                 group_type: CLASSIC_GROUP_TYPE.to_owned(),
             })
             .collect();
+        listed.extend(
+            self.consumer_groups
+                .values()
+                .map(ConsumerGroup::listed)
+                .filter(|g| states.is_empty() || states.contains(&g.group_state.to_lowercase()))
+                .filter(|_| types.is_empty() || types.contains(CONSUMER_GROUP_TYPE)),
+        );
         listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         listed
     }
@@ -85,6 +93,23 @@ impl Shard {
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(group_ids.len());
         for id in group_ids {
+            if let Some(group) = self.consumer_groups.get(id) {
+                let code = if group.members.is_empty() {
+                    self.delete_all_offsets(id, &mut records);
+                    let mut tombstones = Vec::new();
+                    ConsumerRecord::delete_group(group, &mut tombstones);
+                    records.extend(
+                        tombstones
+                            .into_iter()
+                            .map(|r| Record::Consumer(Box::new(r))),
+                    );
+                    ErrorCode::None
+                } else {
+                    ErrorCode::NonEmptyGroup
+                };
+                results.push((id.clone(), code));
+                continue;
+            }
             let code = match self.groups.get(id).map(|g| g.state()) {
                 None | Some(GroupState::Dead) => ErrorCode::GroupIdNotFound,
                 Some(

@@ -53,6 +53,15 @@ pub struct CoordinatorConfig {
     /// `offsets.commit.timeout.ms`: how long a write to the offsets topic may wait to
     /// become durable before the request fails. Default 5000.
     pub commit_timeout_ms: i64,
+    /// `group.consumer.session.timeout.ms`: a KIP-848 member silent this long is
+    /// fenced. Default 45000.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members are told to
+    /// heartbeat. Default 5000.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`: members one consumer group may have. Default
+    /// unbounded.
+    pub consumer_max_size: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -69,6 +78,9 @@ impl Default for CoordinatorConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             commit_timeout_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: usize::MAX,
         }
     }
 }

@@ -23,8 +23,9 @@
 //!
 //! # Files
 //!
-//! `group.rs` (a classic group's bookkeeping and states), `classic/` (JoinGroup,
-//! SyncGroup, Heartbeat, LeaveGroup, rebalances), `offsets.rs` (commit, fetch,
+//! `group/` (a classic group's bookkeeping and states), `classic/` (JoinGroup,
+//! SyncGroup, Heartbeat, LeaveGroup, rebalances), `consumer/` (KIP-848 groups:
+//! ConsumerGroupHeartbeat, server-side assignors, ConsumerGroupDescribe), `offsets.rs` (commit, fetch,
 //! delete, retention), `admin.rs` (list, describe, delete groups), `shard.rs` (one
 //! partition's state and `replay`), `runtime.rs` (locking, writing, loading,
 //! timers), `records.rs` (the record formats), `store.rs` (the log seam),
@@ -32,14 +33,15 @@
 //!
 //! # Not here yet
 //!
-//! KIP-848 (ConsumerGroupHeartbeat, server-side assignors) and transactional offset
-//! commits. Reads (OffsetFetch, DescribeGroups) see a write as soon as it is
+//! Transactional offset commits; KIP-848's regex subscriptions (v1) and mixed
+//! classic/consumer groups (see `consumer/`). Reads (OffsetFetch, DescribeGroups) see a write as soon as it is
 //! appended, before it is fsynced; with no transactions there is nothing unstable
 //! for `require_stable` to wait for.
 
 mod admin;
 mod classic;
 mod config;
+mod consumer;
 mod error;
 mod group;
 mod offsets;
@@ -56,12 +58,14 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use weir_metadata::MetadataImage;
+use weir_protocol::messages::consumer_group_describe::DescribedGroup as ConsumerDescribedGroup;
+use weir_protocol::messages::consumer_group_heartbeat::ConsumerGroupHeartbeatRequest;
 use weir_protocol::messages::describe_groups::DescribedGroup;
 use weir_protocol::messages::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 use weir_protocol::messages::join_group::{JoinGroupRequest, JoinGroupResponse};
@@ -75,6 +79,8 @@ use weir_types::{Clock, ErrorCode, NodeId};
 
 pub(crate) use classic::JoinContext;
 pub use config::{CoordinatorConfig, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
+pub(crate) use consumer::HeartbeatResult;
+pub use consumer::TopicCatalog;
 pub use error::{CoordinatorError, StoreError};
 pub use group::GroupState;
 pub(crate) use offsets::FetchTopics;
@@ -99,6 +105,9 @@ const LOAD_WAIT: Duration = Duration::from_secs(5);
 pub struct GroupCoordinator {
     /// The shards, the log, the timers.
     runtime: Arc<Runtime>,
+    /// The cluster's topics, for KIP-848 assignments (kept current by
+    /// [`GroupCoordinator::follow_metadata`]).
+    topics: Arc<RwLock<Arc<TopicCatalog>>>,
 }
 
 impl GroupCoordinator {
@@ -113,7 +122,10 @@ impl GroupCoordinator {
         parent: &CancellationToken,
     ) -> GroupCoordinator {
         let runtime = Arc::new(Runtime::new(config, clock, log, parent.child_token()));
-        let coordinator = GroupCoordinator { runtime };
+        let coordinator = GroupCoordinator {
+            runtime,
+            topics: Arc::default(),
+        };
         coordinator.spawn_timer_task();
         coordinator
     }
@@ -154,9 +166,15 @@ impl GroupCoordinator {
         node: NodeId,
     ) {
         let runtime = self.runtime.clone();
+        let catalog = self.topics.clone();
         self.runtime.tasks.spawn(async move {
             loop {
                 let image = images.borrow_and_update().clone();
+                let topics = TopicCatalog::new(image.topics().map(|t| {
+                    let partitions = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+                    (t.name.clone(), t.id, partitions)
+                }));
+                *catalog.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(topics);
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                 tokio::select! {
                     _ = replicas.wait_applied(image.offset(), deadline) => {}
@@ -178,6 +196,19 @@ impl GroupCoordinator {
                 }
             }
         });
+    }
+
+    /// Replaces the topic catalog (tests; the broker follows the metadata).
+    pub fn set_topics(&self, topics: TopicCatalog) {
+        *self.topics.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(topics);
+    }
+
+    /// The current topic catalog.
+    fn topics(&self) -> Arc<TopicCatalog> {
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops the timers and loads, answers every parked request NOT_COORDINATOR,
@@ -340,16 +371,66 @@ impl GroupCoordinator {
         Box::pin(async move { pending?.finish().await })
     }
 
-    /// OffsetFetch for one group.
+    /// OffsetFetch for one group; `member` is the (id, epoch) a v9+ request names.
     pub(crate) async fn fetch_offsets(
         &self,
         group_id: &str,
         topics: &FetchTopics,
+        member: (Option<&str>, i32),
     ) -> Result<OffsetFetchResponseGroup, CoordinatorError> {
         let partition = self.partition_for(group_id);
         self.ready(partition).await;
-        self.runtime
-            .read(partition, |shard| shard.fetch_offsets(group_id, topics))
+        self.runtime.read(partition, |shard| {
+            shard.fetch_offsets(group_id, topics, member)
+        })
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). Answered once its records are durable;
+    /// a refused heartbeat is its code and Kafka's message.
+    pub(crate) async fn consumer_group_heartbeat(
+        &self,
+        ctx: JoinContext,
+        request: ConsumerGroupHeartbeatRequest,
+    ) -> Reply<HeartbeatResult> {
+        let partition = self.partition_for(&request.group_id);
+        self.ready(partition).await;
+        let topics = self.topics();
+        let pending = self.runtime.begin(partition, |shard, now| {
+            shard.consumer_heartbeat(&ctx, &request, &topics, now)
+        });
+        Box::pin(async move { pending?.finish().await })
+    }
+
+    /// ConsumerGroupDescribe; each group's failure is its own error code.
+    pub(crate) async fn consumer_group_describe(
+        &self,
+        group_ids: &[String],
+    ) -> Vec<ConsumerDescribedGroup> {
+        let topics = self.topics();
+        let mut out = Vec::with_capacity(group_ids.len());
+        for id in group_ids {
+            if id.is_empty() {
+                out.push(ConsumerDescribedGroup {
+                    error_code: ErrorCode::InvalidGroupId.code(),
+                    group_id: id.clone(),
+                    ..ConsumerDescribedGroup::default()
+                });
+                continue;
+            }
+            let partition = self.partition_for(id);
+            self.ready(partition).await;
+            out.push(
+                self.runtime
+                    .read(partition, |shard| shard.consumer_describe(id, &topics))
+                    .unwrap_or_else(|e| ConsumerDescribedGroup {
+                        error_code: e.error_code().code(),
+                        error_message: Some(e.to_string()),
+                        group_id: id.clone(),
+                        ..ConsumerDescribedGroup::default()
+                    }),
+            );
+        }
+        out
     }
 
     /// OffsetDelete of partitions known to exist.

@@ -26,6 +26,7 @@ use weir_protocol::messages::offset_fetch::{
 };
 use weir_types::ErrorCode;
 
+use super::consumer::ConsumerRecord;
 use super::group::{ClassicGroup, GroupState};
 use super::records::Record;
 use super::shard::{CommittedOffset, Now, Outcome, Shard};
@@ -117,6 +118,9 @@ impl Shard {
         api_version: i16,
     ) -> Result<(), ErrorCode> {
         let generation = request.generation_id_or_member_epoch;
+        if let Some(group) = self.consumer_groups.get(&request.group_id) {
+            return group.validate_offset_commit(&request.member_id, generation, api_version);
+        }
         match self.groups.get(&request.group_id) {
             // A standalone consumer creates its group by committing.
             None if generation < 0 => Ok(()),
@@ -131,16 +135,29 @@ impl Shard {
     }
 
     /// The committed offsets of `group_id` (OffsetFetch, one group). A group that
-    /// does not exist has none: every requested partition answers -1.
+    /// does not exist has none: every requested partition answers -1. A consumer
+    /// group checks the member a v9+ fetch names (UNKNOWN_MEMBER_ID,
+    /// STALE_MEMBER_EPOCH for the whole group).
     pub(crate) fn fetch_offsets(
         &self,
         group_id: &str,
         topics: &FetchTopics,
+        member: (Option<&str>, i32),
     ) -> OffsetFetchResponseGroup {
-        let live = self
-            .groups
-            .get(group_id)
-            .is_some_and(|g| !g.is(GroupState::Dead));
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            if let Err(code) = group.validate_offset_fetch(member.0, member.1) {
+                return OffsetFetchResponseGroup {
+                    group_id: group_id.to_owned(),
+                    topics: Vec::new(),
+                    error_code: code.code(),
+                };
+            }
+        }
+        let live = self.consumer_groups.contains_key(group_id)
+            || self
+                .groups
+                .get(group_id)
+                .is_some_and(|g| !g.is(GroupState::Dead));
         let offsets = if live {
             self.offsets.get(group_id)
         } else {
@@ -193,25 +210,32 @@ impl Shard {
                 ..OffsetDeleteResponse::default()
             })
         };
-        let Some(group) = self.groups.get(group_id) else {
-            return error(ErrorCode::GroupIdNotFound);
-        };
-        match group.state() {
-            GroupState::Dead => return error(ErrorCode::GroupIdNotFound),
-            GroupState::Stable
-            | GroupState::PreparingRebalance
-            | GroupState::CompletingRebalance
-                if !group.uses_consumer_protocol() =>
-            {
-                return error(ErrorCode::NonEmptyGroup)
-            }
-            _ => {}
+        let consumer = self.consumer_groups.get(group_id);
+        let classic = self.groups.get(group_id);
+        match (consumer, classic) {
+            (None, None) => return error(ErrorCode::GroupIdNotFound),
+            (None, Some(group)) => match group.state() {
+                GroupState::Dead => return error(ErrorCode::GroupIdNotFound),
+                GroupState::Stable
+                | GroupState::PreparingRebalance
+                | GroupState::CompletingRebalance
+                    if !group.uses_consumer_protocol() =>
+                {
+                    return error(ErrorCode::NonEmptyGroup)
+                }
+                _ => {}
+            },
+            (Some(_), _) => {}
         }
         let stored = self.offsets.get(group_id);
         let mut records = Vec::new();
         let mut response_topics = Vec::with_capacity(topics.len());
         for topic in topics {
-            let subscribed = group.is_subscribed_to_topic(&topic.name);
+            let subscribed = match (consumer, classic) {
+                (Some(g), _) => g.is_subscribed_to_topic(&topic.name),
+                (None, Some(g)) => g.is_subscribed_to_topic(&topic.name),
+                (None, None) => false,
+            };
             let partitions = topic
                 .partitions
                 .iter()
@@ -266,7 +290,6 @@ impl Shard {
     /// The retention sweep: tombstones for expired offsets, and for groups left with
     /// neither offsets nor members (Kafka's `cleanupGroupMetadata`).
     pub(crate) fn expire_offsets(&mut self, now: Now) -> Outcome<()> {
-        let retention_ms = self.config.offsets_retention_ms;
         let mut records = Vec::new();
         let mut ids: Vec<&String> = self.groups.keys().collect();
         ids.sort();
@@ -274,37 +297,35 @@ impl Shard {
             let Some(group) = self.groups.get(id) else {
                 continue;
             };
-            let all_expired = match self.offsets.get(id) {
-                None => true,
-                Some(topics) => {
-                    let Some(base) = expiration_base(group) else {
-                        continue;
-                    };
-                    let mut all = true;
-                    for (topic, partitions) in topics {
-                        if group.is_subscribed_to_topic(topic) {
-                            all = false;
-                            continue;
-                        }
-                        for (partition, committed) in partitions {
-                            let expired = if committed.expire_timestamp_ms >= 0 {
-                                now.wall_ms >= committed.expire_timestamp_ms
-                            } else {
-                                let since = base.unwrap_or(committed.commit_timestamp_ms);
-                                now.wall_ms.saturating_sub(since) >= retention_ms
-                            };
-                            if expired {
-                                records.push(Record::offset_commit(id, topic, *partition, None));
-                            } else {
-                                all = false;
-                            }
-                        }
-                    }
-                    all
-                }
+            let Some(base) = expiration_base(group) else {
+                continue;
             };
+            let all_expired = self.expire_group_offsets(id, base, now, &mut records, |t| {
+                group.is_subscribed_to_topic(t)
+            });
             if all_expired && group.is_empty() {
                 records.push(Record::group_metadata(id, None));
+            }
+        }
+        let mut ids: Vec<&String> = self.consumer_groups.keys().collect();
+        ids.sort();
+        for id in ids {
+            let Some(group) = self.consumer_groups.get(id) else {
+                continue;
+            };
+            // Consumer groups: from each offset's commit, for topics no member
+            // subscribes to.
+            let all_expired = self.expire_group_offsets(id, None, now, &mut records, |t| {
+                group.is_subscribed_to_topic(t)
+            });
+            if all_expired && group.members.is_empty() {
+                let mut tombstones = Vec::new();
+                ConsumerRecord::delete_group(group, &mut tombstones);
+                records.extend(
+                    tombstones
+                        .into_iter()
+                        .map(|r| Record::Consumer(Box::new(r))),
+                );
             }
         }
         if !records.is_empty() {
@@ -316,6 +337,44 @@ impl Shard {
         }
         self.schedule_retention(now);
         Outcome::replayed(records, ())
+    }
+
+    /// Tombstones for `group_id`'s expired offsets (those of topics `subscribed`
+    /// says are in use never expire); whether every offset expired (or there were
+    /// none). `base` is when retention counts from (`None`: each commit's time).
+    fn expire_group_offsets(
+        &self,
+        group_id: &str,
+        base: Option<i64>,
+        now: Now,
+        records: &mut Vec<Record>,
+        subscribed: impl Fn(&str) -> bool,
+    ) -> bool {
+        let retention_ms = self.config.offsets_retention_ms;
+        let Some(topics) = self.offsets.get(group_id) else {
+            return true;
+        };
+        let mut all = true;
+        for (topic, partitions) in topics {
+            if subscribed(topic) {
+                all = false;
+                continue;
+            }
+            for (partition, committed) in partitions {
+                let expired = if committed.expire_timestamp_ms >= 0 {
+                    now.wall_ms >= committed.expire_timestamp_ms
+                } else {
+                    let since = base.unwrap_or(committed.commit_timestamp_ms);
+                    now.wall_ms.saturating_sub(since) >= retention_ms
+                };
+                if expired {
+                    records.push(Record::offset_commit(group_id, topic, *partition, None));
+                } else {
+                    all = false;
+                }
+            }
+        }
+        all
     }
 }
 

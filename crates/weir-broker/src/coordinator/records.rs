@@ -4,8 +4,9 @@
 //!
 //! Each record's key and value start with an i16 version. The key version names the
 //! record type: 0 and 1 are a committed offset (`OffsetCommitKey`), 2 is a classic
-//! group's metadata (`GroupMetadataKey`); Kafka uses 3 and up for KIP-848 and share
-//! groups, which this coordinator does not write and skips when loading. A null
+//! group's metadata (`GroupMetadataKey`), 3 to 8 are KIP-848 consumer groups
+//! (`consumer/records.rs`); Kafka uses 9 and up for share groups, which this
+//! coordinator does not write and skips when loading. A null
 //! value is a tombstone: the offset or the group is deleted, and compaction later
 //! drops the key altogether.
 //!
@@ -21,6 +22,8 @@ use weir_protocol::messages::group_offset_commit_value::OffsetCommitValue;
 use weir_protocol::records::{BatchBuilder, BatchView, RecordsError};
 use weir_protocol::wire::Decoder;
 use weir_protocol::{DecodeError, EncodeError, Message};
+
+use super::consumer::ConsumerRecord;
 
 /// Key version of an offset commit as Kafka writes it.
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
@@ -54,6 +57,8 @@ pub(crate) enum Record {
         /// The group; `None` deletes it.
         value: Option<GroupMetadataValue>,
     },
+    /// A KIP-848 consumer group record (key versions 3 to 8).
+    Consumer(Box<ConsumerRecord>),
 }
 
 /// Why a stored record could not be read.
@@ -86,8 +91,8 @@ pub(crate) enum RecordError {
 pub(crate) enum Decoded {
     /// A record this coordinator applies.
     Known(Record),
-    /// A record type of a coordinator feature Weir lacks (KIP-848 or share group
-    /// records, key versions 3+): skipped when loading.
+    /// A record type of a coordinator feature Weir lacks (share groups, key
+    /// versions 9+): skipped when loading.
     Other(i16),
 }
 
@@ -145,6 +150,7 @@ impl Record {
                 };
                 Ok((key, value))
             }
+            Record::Consumer(record) => record.encode(),
         }
     }
 
@@ -182,13 +188,17 @@ impl Record {
                     .transpose()?;
                 Ok(Decoded::Known(Record::GroupMetadata { key, value }))
             }
+            3..=8 => match ConsumerRecord::decode(version, key_body, value)? {
+                Some(record) => Ok(Decoded::Known(Record::Consumer(Box::new(record)))),
+                None => Ok(Decoded::Other(version)),
+            },
             other => Ok(Decoded::Other(other)),
         }
     }
 }
 
 /// `version` then the message at that version.
-fn versioned<M: Message>(message: &M, version: i16) -> Result<Bytes, EncodeError> {
+pub(crate) fn versioned<M: Message>(message: &M, version: i16) -> Result<Bytes, EncodeError> {
     let body = message.to_bytes(version)?;
     let mut out = BytesMut::with_capacity(2 + body.len());
     out.put_i16(version);
@@ -197,7 +207,7 @@ fn versioned<M: Message>(message: &M, version: i16) -> Result<Bytes, EncodeError
 }
 
 /// A value: its version, then the message at that version.
-fn read_value<M: Message>(value: Bytes, what: &'static str) -> Result<M, RecordError> {
+pub(crate) fn read_value<M: Message>(value: Bytes, what: &'static str) -> Result<M, RecordError> {
     let mut d = Decoder::new(value);
     let version = d
         .i16()
@@ -323,10 +333,10 @@ mod tests {
 
     #[test]
     fn unknown_record_types_are_skipped_and_garbage_is_an_error() {
-        let key = Bytes::from_static(&[0, 5, 0, 1, b'g']);
+        let key = Bytes::from_static(&[0, 9, 0, 1, b'g']);
         assert_eq!(
             Record::decode(Some(key), None).expect("decode"),
-            Decoded::Other(5)
+            Decoded::Other(9)
         );
         assert!(Record::decode(None, None).is_err());
         assert!(Record::decode(Some(Bytes::from_static(&[0])), None).is_err());

@@ -48,8 +48,8 @@ enum SlotState {
         /// The epoch of the load that made it active: a follow-up of a write made
         /// before an unload and reload must not run on the new shard.
         epoch: u64,
-        /// The state.
-        shard: Shard,
+        /// The state (boxed: a slot is mostly small).
+        shard: Box<Shard>,
     },
 }
 
@@ -441,7 +441,10 @@ impl Runtime {
                             "loaded __consumer_offsets partition"
                         );
                     }
-                    *state = SlotState::Active { epoch, shard };
+                    *state = SlotState::Active {
+                        epoch,
+                        shard: Box::new(shard),
+                    };
                 }
                 Err(e) => {
                     tracing::error!(partition, error = %e, "cannot load __consumer_offsets partition; will retry on the next request");

@@ -20,6 +20,7 @@ use weir_protocol::messages::group_offset_commit_value::OffsetCommitValue;
 use weir_types::ErrorCode;
 
 use super::config::CoordinatorConfig;
+use super::consumer::ConsumerGroup;
 use super::group::{ClassicGroup, GroupState};
 use super::records::Record;
 use super::timers::{TimerAction, TimerKey, Timers};
@@ -119,8 +120,10 @@ pub(crate) struct Shard {
     pub(crate) partition: i32,
     /// Shared settings.
     pub(crate) config: Arc<CoordinatorConfig>,
-    /// Groups by id.
+    /// Classic groups by id.
     pub(crate) groups: HashMap<String, ClassicGroup>,
+    /// KIP-848 consumer groups by id (never an id that is also in `groups`).
+    pub(crate) consumer_groups: HashMap<String, ConsumerGroup>,
     /// Committed offsets by group id.
     pub(crate) offsets: HashMap<String, GroupOffsets>,
     /// Timers of the groups here.
@@ -134,6 +137,7 @@ impl Shard {
             partition,
             config,
             groups: HashMap::new(),
+            consumer_groups: HashMap::new(),
             offsets: HashMap::new(),
             timers: Timers::default(),
         }
@@ -144,9 +148,13 @@ impl Shard {
         match record {
             Record::OffsetCommit { key, value } => match value {
                 Some(value) => {
-                    self.groups
-                        .entry(key.group.clone())
-                        .or_insert_with(|| ClassicGroup::new(&key.group, now.wall_ms));
+                    // A standalone consumer's commit creates a (simple, classic)
+                    // group, unless a group of either kind exists.
+                    if !self.consumer_groups.contains_key(&key.group) {
+                        self.groups
+                            .entry(key.group.clone())
+                            .or_insert_with(|| ClassicGroup::new(&key.group, now.wall_ms));
+                    }
                     self.offsets
                         .entry(key.group)
                         .or_default()
@@ -177,17 +185,17 @@ impl Shard {
                 }
                 None => self.remove_group(&key.group),
             },
+            Record::Consumer(record) => self.replay_consumer(*record),
         }
     }
 
-    /// Drops a group, its timers and any offsets left without their tombstones
-    /// (the coordinator writes those first, but another writer may not have), and
-    /// answers whatever the group had parked.
+    /// Drops a group and its timers, answering whatever it had parked. Its offsets
+    /// stay: they have their own tombstones, and a group id that changes protocol
+    /// (an emptied classic group becoming a consumer group) keeps them, as in Kafka.
     pub(crate) fn remove_group(&mut self, group_id: &str) {
         if let Some(mut group) = self.groups.remove(group_id) {
             group.fail_all_parked(ErrorCode::CoordinatorNotAvailable);
         }
-        self.offsets.remove(group_id);
         self.timers.cancel_group(group_id);
     }
 
@@ -206,6 +214,7 @@ impl Shard {
         for (group, member, timeout) in sessions {
             self.schedule_heartbeat(&group, &member, timeout, now);
         }
+        self.consumer_on_loaded(now);
         self.schedule_retention(now);
     }
 
@@ -216,6 +225,7 @@ impl Shard {
             group.fail_all_parked(ErrorCode::NotCoordinator);
         }
         self.groups.clear();
+        self.consumer_groups.clear();
         self.offsets.clear();
         self.timers.clear();
     }
@@ -283,6 +293,14 @@ impl Shard {
                 self.expire_pending_sync(&group, generation, now)
             }
             (TimerKey::Retention, TimerAction::Retention) => self.expire_offsets(now),
+            (TimerKey::ConsumerSession { group, member }, TimerAction::ExpireConsumerSession) => {
+                tracing::info!(group = %group, member = %member, "consumer group member session expired");
+                self.fence_consumer_member(&group, &member)
+            }
+            (
+                TimerKey::ConsumerRebalance { group, member },
+                TimerAction::ExpireConsumerRebalance { epoch },
+            ) => self.expire_consumer_rebalance(&group, &member, epoch),
             (key, action) => {
                 tracing::error!(?key, ?action, "a timer fired with an action of another key");
                 Outcome::just(())

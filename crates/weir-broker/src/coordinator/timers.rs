@@ -32,6 +32,20 @@ pub(crate) enum TimerKey {
         /// The group.
         group: String,
     },
+    /// A KIP-848 member's session.
+    ConsumerSession {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+    },
+    /// A KIP-848 member's deadline to release revoked partitions.
+    ConsumerRebalance {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+    },
     /// The periodic sweep for expired offsets and empty groups.
     Retention,
 }
@@ -58,6 +72,14 @@ pub(crate) enum TimerAction {
     },
     /// Delete expired offsets and groups left with nothing.
     Retention,
+    /// Fence a KIP-848 member that stopped heartbeating.
+    ExpireConsumerSession,
+    /// Fence a KIP-848 member still at `epoch` (it did not release its revoked
+    /// partitions in time).
+    ExpireConsumerRebalance {
+        /// The member epoch the deadline was set at.
+        epoch: i32,
+    },
 }
 
 /// A shard's timers.
@@ -97,7 +119,9 @@ impl Timers {
             .filter(|k| match k {
                 TimerKey::Heartbeat { group: g, .. }
                 | TimerKey::Join { group: g }
-                | TimerKey::Sync { group: g } => g == group,
+                | TimerKey::Sync { group: g }
+                | TimerKey::ConsumerSession { group: g, .. }
+                | TimerKey::ConsumerRebalance { group: g, .. } => g == group,
                 TimerKey::Retention => false,
             })
             .cloned()

@@ -10,6 +10,7 @@ use weir_protocol::messages::join_group::{JoinGroupRequest, JoinGroupResponse};
 use weir_types::ErrorCode;
 
 use super::error_join;
+use crate::coordinator::consumer::ConsumerRecord;
 use crate::coordinator::group::{ClassicGroup, GroupState, JoinSender, Member, Protocol};
 use crate::coordinator::records::Record;
 use crate::coordinator::shard::{random_uuid, Now, Outcome, Shard};
@@ -74,6 +75,25 @@ impl Shard {
         let group_id = request.group_id.as_str();
         let member_id = request.member_id.as_str();
         let unknown_member = member_id.is_empty();
+        // A KIP-848 group of the same id: an empty one gives way (offsets kept, as
+        // Kafka does); one with members does not take classic members.
+        let mut replaced = Vec::new();
+        if let Some(consumer) = self.consumer_groups.get(group_id) {
+            if !consumer.members.is_empty() {
+                tx.send(error_join(ErrorCode::InconsistentGroupProtocol, member_id))
+                    .ok();
+                return Outcome::just(rx);
+            }
+            let mut tombstones = Vec::new();
+            ConsumerRecord::delete_group(consumer, &mut tombstones);
+            replaced.extend(
+                tombstones
+                    .into_iter()
+                    .map(|r| Record::Consumer(Box::new(r))),
+            );
+            self.consumer_groups.remove(group_id);
+            self.timers.cancel_group(group_id);
+        }
         let new_group = !self.groups.contains_key(group_id);
         if new_group && !unknown_member {
             // A member id for a group that does not exist: it was deleted or
@@ -96,6 +116,23 @@ impl Shard {
         } else {
             self.join_existing_member(ctx, request, tx, now)
         };
+        let mut outcome = outcome;
+        if !replaced.is_empty() {
+            // Written before whatever the join writes; the state already dropped it.
+            let had_records = !outcome.records.is_empty();
+            replaced.append(&mut outcome.records);
+            outcome.records = replaced;
+            if !had_records && new_group {
+                let value = self
+                    .groups
+                    .get(group_id)
+                    .map(ClassicGroup::empty_record_value);
+                outcome
+                    .records
+                    .push(Record::group_metadata(group_id, value));
+            }
+            return outcome.map(|()| rx);
+        }
         if new_group && outcome.records.is_empty() {
             // As Kafka: a new group is written at once, as an empty group, so it
             // exists after a restart; if that write fails, the group is dropped again.

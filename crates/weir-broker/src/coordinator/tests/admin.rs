@@ -132,6 +132,7 @@ async fn delete_removes_empty_groups_with_their_offsets_only() {
         .filter(|r| match r {
             Record::OffsetCommit { value, .. } => value.is_none(),
             Record::GroupMetadata { value, .. } => value.is_none(),
+            Record::Consumer(_) => false,
         })
         .count();
     assert_eq!(tombstones, 3);

@@ -6,6 +6,7 @@
 //! "answered" are both observable without waiting.
 
 mod admin;
+mod consumer;
 mod join;
 mod load;
 mod offsets;

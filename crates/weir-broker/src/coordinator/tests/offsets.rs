@@ -71,7 +71,7 @@ pub(super) async fn fetch_one(
     let topics = Some(vec![(topic.to_owned(), vec![partition])]);
     let r = h
         .groups
-        .fetch_offsets(group, &topics)
+        .fetch_offsets(group, &topics, (None, -1))
         .await
         .expect("served");
     let p = &r.topics[0].partitions[0];
@@ -118,7 +118,11 @@ async fn a_standalone_consumer_commits_and_fetches_with_metadata() {
         "no such group"
     );
     // All partitions (topics null).
-    let all = h.groups.fetch_offsets("solo", &None).await.expect("served");
+    let all = h
+        .groups
+        .fetch_offsets("solo", &None, (None, -1))
+        .await
+        .expect("served");
     let names: Vec<_> = all
         .topics
         .iter()
