@@ -44,7 +44,11 @@ pub(super) fn handle(
                 })
                 .collect();
             DescribeLogDirsResult {
-                error_code: ErrorCode::None.code(),
+                error_code: if dir.offline {
+                    ErrorCode::KafkaStorageError.code()
+                } else {
+                    ErrorCode::None.code()
+                },
                 log_dir: dir.path.display().to_string(),
                 topics: group_by_topic(&partitions),
                 total_bytes: -1,

@@ -116,8 +116,12 @@ impl ReplicaManager {
                 match self.hosted(&topic.name, pa.partition) {
                     Some(p) => {
                         p.update_assignment(pa, node);
-                        if let Err(e) = p.set_config(config.clone()) {
-                            tracing::warn!(partition = %p.name(), error = %e, "cannot apply the topic config");
+                        match p.set_config(config.clone()) {
+                            // An offline partition takes its config when it reopens.
+                            Err(e) if !e.is_storage_error() => {
+                                tracing::warn!(partition = %p.name(), error = %e, "cannot apply the topic config");
+                            }
+                            _ => {}
                         }
                     }
                     None => to_create.push(NewPartition {
@@ -251,13 +255,36 @@ impl ReplicaManager {
                     (log, loaded.data_dir)
                 }
                 None => {
-                    let data_dir = least_loaded(&self.shared.config.log_dirs, &counts);
-                    match self.create_log(&data_dir, &tp, new.topic_id, new.config) {
-                        Ok(log) => (Some(log), data_dir),
-                        Err(e) => {
-                            tracing::error!(partition = %tp.dir_name(), error = %e, "cannot create log; the partition stays offline");
-                            first_error.get_or_insert(e);
-                            (None, data_dir)
+                    let online: Vec<PathBuf> = self
+                        .shared
+                        .dirs
+                        .iter()
+                        .filter(|d| !d.is_offline())
+                        .map(|d| d.path.clone())
+                        .collect();
+                    let candidates = if online.is_empty() {
+                        &self.shared.config.log_dirs
+                    } else {
+                        &online
+                    };
+                    let data_dir = least_loaded(candidates, &counts);
+                    let dir = self.log_dir(&data_dir);
+                    if dir.is_offline() {
+                        // Every directory failed: host the partition offline rather
+                        // than write to a failed device.
+                        tracing::error!(partition = %tp.dir_name(), "every log directory is offline; the partition stays offline");
+                        (None, data_dir)
+                    } else {
+                        match self.create_log(&data_dir, &tp, new.topic_id, new.config) {
+                            Ok(log) => (Some(log), data_dir),
+                            Err(e) => {
+                                tracing::error!(partition = %tp.dir_name(), error = %e, "cannot create log; the partition stays offline");
+                                if e.is_storage_error() {
+                                    dir.fail(&format!("creating {}: {e}", tp.dir_name()));
+                                }
+                                first_error.get_or_insert(e);
+                                (None, data_dir)
+                            }
                         }
                     }
                 }
@@ -267,7 +294,7 @@ impl ReplicaManager {
                 new.topic,
                 new.assignment.partition,
                 new.topic_id,
-                data_dir,
+                self.log_dir(&data_dir),
                 log,
                 &new.assignment,
                 node,

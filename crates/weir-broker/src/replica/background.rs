@@ -79,11 +79,10 @@ impl ReplicaManager {
                     tracing::info!(partition = %p.name(), segments = n, "retention deleted segments")
                 }
                 Err(e) => {
-                    let offline = log.is_offline();
                     tracing::error!(partition = %p.name(), error = %e, "retention failed");
-                    if offline {
+                    if e.is_storage_error() {
                         drop(state);
-                        p.publish_failed();
+                        p.storage_failed(&e);
                         continue;
                     }
                 }
@@ -116,6 +115,10 @@ impl ReplicaManager {
             .load(std::sync::atomic::Ordering::Acquire)
         {
             // Shutdown writes the final checkpoints from the closed logs.
+            return Ok(());
+        }
+        if self.log_dir(data_dir).is_offline() {
+            // Nothing more is written to a failed directory (see `log_dir.rs`).
             return Ok(());
         }
         let mut entries = Vec::new();

@@ -69,6 +69,19 @@ pub enum ReplicaError {
         /// The partition.
         partition: i32,
     },
+    /// The log directory holding the partition went offline after a storage error
+    /// (see `log_dir.rs`); it stays offline until the broker restarts.
+    #[error("{topic}-{partition} is offline: log directory {} failed ({cause}); free space or fix the disk, then restart the broker", dir.display())]
+    LogDirOffline {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The `log.dirs` entry.
+        dir: PathBuf,
+        /// The first error in that directory.
+        cause: String,
+    },
     /// The partition stopped being served (topic deleted, broker shutting down) while
     /// the request waited on it.
     #[error("{topic}-{partition} stopped being served while the request waited")]
@@ -112,9 +125,22 @@ impl ReplicaError {
             ReplicaError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
             ReplicaError::RequestTimedOut => ErrorCode::RequestTimedOut,
             ReplicaError::Offline { .. }
+            | ReplicaError::LogDirOffline { .. }
             | ReplicaError::Io { .. }
             | ReplicaError::TaskFailed(_) => ErrorCode::KafkaStorageError,
             ReplicaError::Log(e) => e.error_code(),
+        }
+    }
+
+    /// Whether this is a failure of the storage (which takes the log directory
+    /// offline) rather than of the request.
+    pub fn is_storage_error(&self) -> bool {
+        match self {
+            ReplicaError::Log(e) => e.is_storage_error(),
+            ReplicaError::Io { .. }
+            | ReplicaError::Offline { .. }
+            | ReplicaError::LogDirOffline { .. } => true,
+            _ => false,
         }
     }
 
@@ -170,6 +196,15 @@ mod tests {
                 ReplicaError::Offline {
                     topic: "t".into(),
                     partition: 0,
+                },
+                ErrorCode::KafkaStorageError,
+            ),
+            (
+                ReplicaError::LogDirOffline {
+                    topic: "t".into(),
+                    partition: 0,
+                    dir: "/data".into(),
+                    cause: "No space left on device".into(),
                 },
                 ErrorCode::KafkaStorageError,
             ),

@@ -232,7 +232,9 @@ impl Partition {
                 IsolationLevel::ReadCommitted => Some(last_stable_offset),
             }
         };
-        let info = log.read(request.fetch_offset, max_bytes, max_offset, min_one_batch)?;
+        let info = log
+            .read(request.fetch_offset, max_bytes, max_offset, min_one_batch)
+            .inspect_err(|e| self.storage_failed(e))?;
         Ok(FetchedPartition {
             error: ErrorCode::None,
             high_watermark,

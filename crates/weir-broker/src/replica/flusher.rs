@@ -123,7 +123,7 @@ impl Partition {
                     log.mark_flush_failed();
                 }
                 drop(state);
-                self.publish_failed();
+                self.storage_failed(&e);
                 return;
             }
         };
@@ -153,13 +153,13 @@ impl Partition {
         let Some(log) = state.log.as_mut() else {
             return Ok(());
         };
-        if log.is_offline() {
+        if log.is_offline() || self.dir.is_offline() {
             return Ok(());
         }
         let had_data = log.unflushed_messages() > 0;
         if let Err(e) = log.flush() {
             drop(state);
-            self.publish_failed();
+            self.storage_failed(&e);
             return Err(e);
         }
         let flushed = log.recovery_point();

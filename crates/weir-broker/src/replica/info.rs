@@ -43,6 +43,9 @@ pub struct PartitionStatus {
 pub struct LogDirInfo {
     /// The `log.dirs` entry.
     pub path: PathBuf,
+    /// Whether a storage error took it offline (DescribeLogDirs then answers
+    /// KAFKA_STORAGE_ERROR for it, as Kafka does).
+    pub offline: bool,
     /// The partitions it holds, by topic name then partition.
     pub partitions: Vec<LogDirPartition>,
 }
@@ -133,6 +136,7 @@ impl ReplicaManager {
             .iter()
             .map(|path| LogDirInfo {
                 path: path.clone(),
+                offline: self.is_log_dir_offline(path),
                 partitions: Vec::new(),
             })
             .collect();

@@ -13,7 +13,8 @@
 //!    per partition ([`super::flusher`]), retention, checkpoints.
 //! 4. [`ReplicaManager::shutdown`] stops them, flushes and closes every log, writes
 //!    the checkpoints and the clean-shutdown marker, so the next start skips
-//!    recovery.
+//!    recovery. A log directory that went offline (`log_dir.rs`) is left as it is:
+//!    no close, no checkpoint, no marker; the next start recovers it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use weir_types::{Clock, Offset};
 use super::config::ReplicaConfig;
 use super::dirs;
 use super::error::{ReplicaError, Result};
+use super::log_dir::LogDir;
 use super::partition::Partition;
 
 /// The partitions of this broker and the machinery around them. Cheap to clone:
@@ -47,6 +49,8 @@ pub(super) struct Shared {
     pub(super) config: ReplicaConfig,
     /// Time for the logs (timestamps, retention, segment age).
     pub(super) clock: Arc<dyn Clock>,
+    /// The health of each `log.dirs` entry, in config order.
+    pub(super) dirs: Vec<Arc<LogDir>>,
     /// Hosted topics.
     topics: RwLock<Topics>,
     /// Logs found at startup and not yet claimed by the metadata; `None` after the
@@ -110,10 +114,16 @@ impl ReplicaManager {
         clock: Arc<dyn Clock>,
         shutdown: &CancellationToken,
     ) -> Result<ReplicaManager> {
+        let dirs = config
+            .log_dirs
+            .iter()
+            .map(|d| Arc::new(LogDir::new(d.clone())))
+            .collect();
         let manager = ReplicaManager {
             shared: Arc::new(Shared {
                 config,
                 clock,
+                dirs,
                 topics: RwLock::new(Topics::default()),
                 loaded: Mutex::new(None),
                 apply_lock: tokio::sync::Mutex::new(()),
@@ -128,7 +138,48 @@ impl ReplicaManager {
         let loaded = manager.blocking(move || m.load_all()).await??;
         *manager.loaded() = Some(loaded);
         manager.spawn_background_tasks();
+        manager.spawn_dir_failure_handlers();
         Ok(manager)
+    }
+
+    /// The health of the `log.dirs` entry `path` (a path outside the config, which
+    /// no partition has, gets a fresh detached entry).
+    pub(super) fn log_dir(&self, path: &Path) -> Arc<LogDir> {
+        self.shared
+            .dirs
+            .iter()
+            .find(|d| d.path == path)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(LogDir::new(path.to_path_buf())))
+    }
+
+    /// Whether the `log.dirs` entry `path` went offline after a storage error.
+    pub fn is_log_dir_offline(&self, path: &Path) -> bool {
+        self.log_dir(path).is_offline()
+    }
+
+    /// One task per log directory, waiting for it to fail: then every partition
+    /// in it fails its waiters (acks=all produces, long polls) at once, as Kafka's
+    /// log-dir failure handler stops serving the directory's replicas.
+    fn spawn_dir_failure_handlers(&self) {
+        for dir in &self.shared.dirs {
+            let m = self.clone();
+            let dir = Arc::clone(dir);
+            self.shared.tasks.spawn(async move {
+                tokio::select! {
+                    _ = m.shared.cancel.cancelled() => return,
+                    () = dir.failed() => {}
+                }
+                let mut n = 0;
+                for p in m.all_partitions() {
+                    if Arc::ptr_eq(&p.dir, &dir) {
+                        p.fail_waiters();
+                        n += 1;
+                    }
+                }
+                tracing::error!(dir = %dir.path.display(), partitions = n, "stopped serving the partitions of an offline log directory");
+            });
+        }
     }
 
     /// The settings.
@@ -304,6 +355,12 @@ impl ReplicaManager {
             first_error.get_or_insert(e);
         };
         for p in self.all_partitions() {
+            if p.dir.is_offline() {
+                // Leave a failed directory as it is; recovery runs at the next start.
+                drop(p.stop());
+                unclean.push(p.data_dir.clone());
+                continue;
+            }
             if let Err(e) = p.flush_blocking() {
                 fail(&p.data_dir, e.into(), &mut unclean);
             }
@@ -341,6 +398,10 @@ impl ReplicaManager {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for data_dir in &self.shared.config.log_dirs {
+            if self.log_dir(data_dir).is_offline() {
+                tracing::warn!(dir = %data_dir.display(), "log directory offline: no checkpoints, no clean-shutdown marker; the next start recovers its logs");
+                continue;
+            }
             let dir_entries = entries.remove(data_dir).unwrap_or_default();
             if let Err(e) = write_checkpoint_files(data_dir, &dir_entries) {
                 fail(data_dir, e, &mut unclean);

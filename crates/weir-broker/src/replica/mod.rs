@@ -59,7 +59,8 @@
 //! `partition.rs` (state, locking, high watermark), `produce.rs`, `flusher.rs`
 //! (group commit), `fetch.rs`, `delayed.rs` (long-poll wakeups), `offsets.rs`
 //! (ListOffsets, DeleteRecords), `background.rs` (retention, checkpoints),
-//! `dirs.rs` (directory layout), `info.rs` (status views), `config.rs`,
+//! `dirs.rs` (directory layout), `log_dir.rs` (a failed log directory goes
+//! offline: what that means), `info.rs` (status views), `config.rs`,
 //! `assignment.rs`, `error.rs`. Each opens with the why of its part.
 
 mod apply;
@@ -72,6 +73,7 @@ mod error;
 mod fetch;
 mod flusher;
 mod info;
+mod log_dir;
 mod manager;
 mod offsets;
 mod partition;

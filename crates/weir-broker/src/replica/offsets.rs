@@ -136,11 +136,8 @@ fn delete_records_blocking(p: &Arc<Partition>, offset: i64) -> Result<Offset> {
     let low_watermark = match log.delete_records_before(target) {
         Ok(lw) => lw,
         Err(e) => {
-            let offline = log.is_offline();
             drop(state);
-            if offline {
-                p.publish_failed();
-            }
+            p.storage_failed(&e);
             return Err(ReplicaError::from(e));
         }
     };

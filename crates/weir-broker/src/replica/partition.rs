@@ -17,11 +17,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
-use weir_log::Log;
+use weir_log::{Log, LogError};
 use weir_protocol::Uuid;
 use weir_types::{LeaderEpoch, NodeId, Offset};
 
@@ -29,6 +29,7 @@ use super::assignment::PartitionAssignment;
 use super::config::fsync_before_ack;
 use super::delayed::WakeList;
 use super::error::{ReplicaError, Result};
+use super::log_dir::LogDir;
 
 /// This broker's part in a partition's replica set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,8 @@ pub(crate) struct Partition {
     pub(crate) topic_id: Uuid,
     /// The `log.dirs` entry holding the partition directory.
     pub(crate) data_dir: PathBuf,
+    /// That entry's health: a storage error anywhere in it takes it offline.
+    pub(crate) dir: Arc<LogDir>,
     /// See the module docs.
     state: RwLock<State>,
     /// Wakes the partition's flusher: data to flush, or a config change.
@@ -131,13 +134,13 @@ impl Partition {
         topic: String,
         index: i32,
         topic_id: Uuid,
-        data_dir: PathBuf,
+        dir: Arc<LogDir>,
         log: Option<Log>,
         assignment: &PartitionAssignment,
         node: NodeId,
     ) -> Partition {
         let flushed = log.as_ref().map_or(Offset(0), Log::recovery_point);
-        let failed = log.is_none();
+        let failed = log.is_none() || dir.is_offline();
         let mut state = State {
             log,
             stopped: false,
@@ -154,7 +157,8 @@ impl Partition {
             topic,
             index,
             topic_id,
-            data_dir,
+            data_dir: dir.path.clone(),
+            dir,
             state: RwLock::new(state),
             flush_requested: Notify::new(),
             force_flush: AtomicBool::new(false),
@@ -198,11 +202,12 @@ impl Partition {
         }
     }
 
-    /// The log of a partition still served and online.
+    /// The log of a partition still served and online (its log directory too).
     pub(crate) fn log<'a>(&self, state: &'a State) -> Result<&'a Log> {
         if state.stopped {
             return Err(self.stopped_error());
         }
+        self.check_dir_online()?;
         match &state.log {
             Some(log) if !log.is_offline() => Ok(log),
             _ => Err(self.offline_error()),
@@ -214,10 +219,23 @@ impl Partition {
         if state.stopped {
             return Err(self.stopped_error());
         }
+        self.check_dir_online()?;
         match &mut state.log {
             Some(log) if !log.is_offline() => Ok(log),
             _ => Err(self.offline_error()),
         }
+    }
+
+    fn check_dir_online(&self) -> Result<()> {
+        if self.dir.is_offline() {
+            return Err(ReplicaError::LogDirOffline {
+                topic: self.topic.clone(),
+                partition: self.index,
+                dir: self.dir.path.clone(),
+                cause: self.dir.cause(),
+            });
+        }
+        Ok(())
     }
 
     fn stopped_error(&self) -> ReplicaError {
@@ -235,10 +253,21 @@ impl Partition {
         }
     }
 
-    /// Publishes that the log went offline (a write or fsync failed), so acks=all
-    /// waiters fail now instead of at their timeout.
-    pub(crate) fn publish_failed(&self) {
-        tracing::error!(partition = %self.name(), "log offline after a storage error");
+    /// A storage error hit this partition's log: takes its log directory offline
+    /// (see `log_dir.rs`; the manager then fails every partition there) and fails
+    /// this partition's waiters. Bad input (`cause` not a storage error) is ignored.
+    pub(crate) fn storage_failed(&self, cause: &LogError) {
+        if !cause.is_storage_error() {
+            return;
+        }
+        tracing::error!(partition = %self.name(), error = %cause, "storage error");
+        self.dir.fail(&format!("{}: {cause}", self.name()));
+        self.fail_waiters();
+    }
+
+    /// The log directory is offline: acks=all waiters fail now instead of at their
+    /// timeout, and long polls return (with KAFKA_STORAGE_ERROR).
+    pub(crate) fn fail_waiters(&self) {
         self.flushed.send_modify(|p| p.failed = true);
         self.hw_waiters.wake_all();
         self.leo_waiters.wake_all();

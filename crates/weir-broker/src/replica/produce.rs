@@ -190,11 +190,8 @@ impl Partition {
         let info = match log.append_as_leader(records, epoch) {
             Ok(info) => info,
             Err(e) => {
-                let offline = log.is_offline();
                 drop(state);
-                if offline {
-                    self.publish_failed();
-                }
+                self.storage_failed(&e);
                 return Err(e.into());
             }
         };
