@@ -18,7 +18,11 @@ use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 use rskafka::BackoffConfig;
 
+/// Value by (partition, offset), for every produce the broker acknowledged.
+type Acked = BTreeMap<(i32, i64), Vec<u8>>;
+
 /// How long the binary gets to start; generous for a loaded CI machine.
+
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The stable part of the ready line, followed by the bound address(es).
 const READY: &str = "weir broker ready on ";
@@ -132,7 +136,7 @@ async fn every_acknowledged_record_survives_kill_9() {
         .expect("create topic");
 
     // offset -> value, per partition, for every produce the broker acknowledged.
-    let acked: Arc<Mutex<BTreeMap<(i32, i64), Vec<u8>>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let mut producers = Vec::new();
     for p in 0..PRODUCERS {
         let partition = i32::try_from(p % 2).expect("partition");
