@@ -22,7 +22,6 @@ use rskafka::BackoffConfig;
 type Acked = BTreeMap<(i32, i64), Vec<u8>>;
 
 /// How long the binary gets to start; generous for a loaded CI machine.
-
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The stable part of the ready line, followed by the bound address(es).
 const READY: &str = "weir broker ready on ";
