@@ -625,6 +625,24 @@ pub fn dispatch(schemas: &[Schema]) -> String {
     o
 }
 
+/// A test hook that round-trips every data structure (non-API schema) at every
+/// version, so new data schemas are covered without editing the tests.
+pub fn data_round_trips(schemas: &[Schema]) -> String {
+    let mut o = String::from("#[cfg(test)]\npub(crate) fn round_trip_every_data_type() -> usize {\n    let mut types = 0;\n");
+    for s in schemas.iter().filter(|s| s.kind == Kind::Data) {
+        for m in &s.messages {
+            let _ = writeln!(
+                o,
+                "    tests::round_trip_data({}::{}::random);\n    types += 1;",
+                module_name(&s.file),
+                m.name
+            );
+        }
+    }
+    o.push_str("    types\n}\n");
+    o
+}
+
 /// `pub use` lines for the top-level message types.
 pub fn reexports(schemas: &[Schema]) -> String {
     let mut o = String::new();

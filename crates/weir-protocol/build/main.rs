@@ -56,6 +56,7 @@ fn main() {
         out.push_str(&gen::schema_module(s));
     }
     out.push_str(&gen::dispatch(&schemas));
+    out.push_str(&gen::data_round_trips(&schemas));
     let dest = PathBuf::from(env::var("OUT_DIR").unwrap_or_default()).join("messages.rs");
     if let Err(e) = fs::write(&dest, out) {
         fail(&format!("cannot write {}: {e}", dest.display()));

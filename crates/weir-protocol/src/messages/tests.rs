@@ -90,7 +90,9 @@ fn unsupported_versions_are_errors() {
     );
 }
 
-fn round_trip_data<M: Message + PartialEq + std::fmt::Debug>(random: impl Fn(&mut Rng, i16) -> M) {
+pub(super) fn round_trip_data<M: Message + PartialEq + std::fmt::Debug>(
+    random: impl Fn(&mut Rng, i16) -> M,
+) {
     let (min, max) = M::VERSIONS;
     for version in min..=max {
         for seed in 0..CASES_PER_VERSION {
@@ -102,7 +104,7 @@ fn round_trip_data<M: Message + PartialEq + std::fmt::Debug>(random: impl Fn(&mu
 }
 
 #[test]
-fn consumer_protocol_data_round_trips() {
-    round_trip_data(consumer_protocol_subscription::ConsumerProtocolSubscription::random);
-    round_trip_data(consumer_protocol_assignment::ConsumerProtocolAssignment::random);
+fn every_data_type_round_trips_at_every_version() {
+    // consumer protocol, KRaft metadata records, __consumer_offsets records
+    assert!(round_trip_every_data_type() >= 20);
 }
