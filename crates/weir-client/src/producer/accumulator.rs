@@ -67,6 +67,9 @@ pub(crate) struct Ready {
     pub(crate) next_check: Option<Instant>,
 }
 
+/// The longest a batch past `delivery.timeout.ms` waits to be noticed.
+const EXPIRY_SCAN_INTERVAL_MAX: Duration = Duration::from_millis(100);
+
 /// The per-partition batch queues.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
@@ -78,6 +81,10 @@ pub(crate) struct Accumulator {
     next_id: u64,
     /// Ids of batches created and not yet completed or failed.
     incomplete: BTreeSet<u64>,
+    /// When `expire` last scanned the queues: scanning thousands of queued batches on
+    /// every sender loop cost a sixth of the producer's CPU, and a delivery timeout
+    /// only needs checking a few times per timeout period.
+    last_expiry_scan: Option<Instant>,
 }
 
 impl Accumulator {
@@ -95,6 +102,7 @@ impl Accumulator {
             queues: BTreeMap::new(),
             next_id: 0,
             incomplete: BTreeSet::new(),
+            last_expiry_scan: None,
         }
     }
 
@@ -216,6 +224,14 @@ impl Accumulator {
     /// Takes out every queued batch older than `timeout`.
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<ProducerBatch> {
         let mut expired = Vec::new();
+        let scan_interval = (timeout / 20).min(EXPIRY_SCAN_INTERVAL_MAX);
+        if self
+            .last_expiry_scan
+            .is_some_and(|last| now.saturating_duration_since(last) < scan_interval)
+        {
+            return expired;
+        }
+        self.last_expiry_scan = Some(now);
         let is_expired = |b: &ProducerBatch| now.saturating_duration_since(b.created) >= timeout;
         for queue in self.queues.values_mut() {
             // The sender calls this on every loop; rebuilding queues that hold nothing
@@ -412,6 +428,24 @@ mod tests {
         );
         a.clear_sequences();
         assert!(a.queues.values().flatten().all(|b| b.stamp.is_none()));
+    }
+
+    #[test]
+    fn expiry_scans_are_rate_limited_but_never_miss_a_batch() {
+        let tp = TopicPartition::new("t", 0);
+        let now = Instant::now();
+        let timeout = Duration::from_secs(5);
+        let mut a = acc(10);
+        push(&mut a, &tp, 50, now);
+        assert!(a
+            .expire(now + Duration::from_millis(4990), timeout)
+            .is_empty());
+        // Expired, but scanned 20 ms ago: left for the next scan.
+        assert!(a
+            .expire(now + Duration::from_millis(5010), timeout)
+            .is_empty());
+        let expired = a.expire(now + Duration::from_millis(5090), timeout);
+        assert_eq!(expired.len(), 1);
     }
 
     #[test]
