@@ -3,13 +3,10 @@
 //! SIGKILL in the middle of them, restarts on the same data directory, and must
 //! still hold every record it acknowledged, at the offset it acknowledged.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use rskafka::chrono::{TimeZone, Utc};
@@ -18,86 +15,15 @@ use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 use rskafka::BackoffConfig;
 
+use common::{Server, PROCESS_TIMEOUT};
+
 /// Value by (partition, offset), for every produce the broker acknowledged.
 type Acked = BTreeMap<(i32, i64), Vec<u8>>;
 
-/// How long the binary gets to start; generous for a loaded CI machine.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// The stable part of the ready line, followed by the bound address(es).
-const READY: &str = "weir broker ready on ";
 /// Acknowledged produces to wait for before the kill.
 const ACKED_BEFORE_KILL: usize = 300;
 /// Concurrent producers, so the kill lands with appends in flight.
 const PRODUCERS: usize = 4;
-
-/// A `weir server` child process, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    /// stderr lines up to and including the ready line.
-    startup: Vec<String>,
-    /// stderr lines after the ready line.
-    log: Receiver<String>,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["server", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn weir");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, log) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut seen = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = log
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no ready line ({e}); stderr:\n{}", seen.join("\n")));
-            let ready = line
-                .split(READY)
-                .nth(1)
-                .map(|rest| rest.split([' ', ',']).next().unwrap_or_default().to_owned());
-            seen.push(line);
-            if let Some(addr) = ready {
-                break addr;
-            }
-        };
-        Server {
-            child,
-            addr,
-            startup: seen,
-            log,
-        }
-    }
-
-    /// SIGKILL: no flush, no checkpoint, no clean-shutdown marker.
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn connect(addr: &str) -> Client {
     ClientBuilder::new(vec![addr.to_owned()])
@@ -125,7 +51,7 @@ fn record(producer: usize, n: usize) -> Record {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_record_survives_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path());
+    let server = Server::start_in(dir.path());
     let client = connect(&server.addr).await;
     client
         .controller_client()
@@ -160,7 +86,7 @@ async fn every_acknowledged_record_survives_kill_9() {
     let started = Instant::now();
     while acked.lock().expect("lock").len() < ACKED_BEFORE_KILL * 2 {
         assert!(
-            started.elapsed() < START_TIMEOUT,
+            started.elapsed() < PROCESS_TIMEOUT,
             "produces are not being acknowledged"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -177,7 +103,7 @@ async fn every_acknowledged_record_survives_kill_9() {
     drop(client);
     let acked = std::mem::take(&mut *acked.lock().expect("lock"));
 
-    let server = Server::start(dir.path());
+    let mut server = Server::start_in(dir.path());
     let client = connect(&server.addr).await;
     let mut lost = Vec::new();
     for partition in 0..2 {
@@ -207,21 +133,22 @@ async fn every_acknowledged_record_survives_kill_9() {
             }
         }
     }
-    let log: Vec<String> = server.log.try_iter().collect();
     assert!(
         lost.is_empty(),
         "{} of {} acknowledged records lost or changed after kill -9, e.g. {:?}; restart log:\n{}",
         lost.len(),
         acked.len(),
         &lost[..lost.len().min(10)],
-        log.join("\n")
+        server.log_text()
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_flushes_then_stops_the_controller() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = Server::start(dir.path());
+    let mut server = Server::start_in(dir.path());
+    // stderr lines up to and including the ready line.
+    let startup = server.lines().len();
     let client = connect(&server.addr).await;
     client
         .controller_client()
@@ -240,14 +167,11 @@ async fn sigterm_drains_then_flushes_then_stops_the_controller() {
     assert_eq!(offsets, [0, 1]);
     drop((partition, client));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let exit = server.child.wait().expect("wait for exit");
+    server.signal("TERM");
+    let exit = server.wait_exit();
     assert!(exit.success(), "weir exited with {exit}");
-    let log: Vec<String> = server.log.iter().collect();
+    // stderr lines after the ready line.
+    let log = &server.lines()[startup..];
     let at = |needle: &str| {
         log.iter()
             .position(|l| l.contains(needle))
@@ -263,9 +187,9 @@ async fn sigterm_drains_then_flushes_then_stops_the_controller() {
     );
 
     // The next start trusts the marker: no segment is recovered.
-    let server = Server::start(dir.path());
+    let server = Server::start_in(dir.path());
     let opened = server
-        .startup
+        .lines()
         .iter()
         .find(|l| l.contains("opened log"))
         .expect("an opened log line");

@@ -14,13 +14,13 @@
 //! Mounting needs root (CAP_SYS_ADMIN). Without it the test says so on stderr and
 //! returns, except under `CI=true`, where it fails: CI runs as root and must run it.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rskafka::chrono::{TimeZone, Utc};
 use rskafka::client::error::{Error as RsError, ProtocolError};
@@ -32,9 +32,10 @@ use weir_client::admin::NewTopic;
 use weir_client::producer::Acks;
 use weir_client::{Admin, ClientConfig, ErrorCode, Producer, ProducerConfig, ProducerRecord};
 
-/// How long the binary gets to start or stop, and any one request to answer.
+use common::Server;
+
+/// How long any one request gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(60);
-const READY: &str = "weir broker ready on ";
 const TOPIC: &str = "full";
 /// Partition 0 takes acks=all produces, partition 1 acks=1.
 const ACKS_ALL: i32 = 0;
@@ -93,85 +94,6 @@ impl Drop for Tmpfs {
             // A server still holding files (a failed test): detach it anyway.
             let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         }
-    }
-}
-
-/// A `weir server` child; every stderr line is kept. Killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["server", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn weir");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split(READY).nth(1) {
-                    let _ = tx.send(rest.split([' ', ',']).next().unwrap_or("").to_owned());
-                }
-                lines.lock().expect("log lock").push(line);
-            }
-        });
-        let addr = rx.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
-            let _ = child.kill();
-            panic!(
-                "no ready line ({e}):\n{}",
-                log.lock().expect("lock").join("\n")
-            )
-        });
-        Server { child, addr, log }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().expect("log lock").join("\n")
-    }
-
-    fn assert_running(&mut self) {
-        let status = self.child.try_wait().expect("try_wait");
-        assert!(
-            status.is_none(),
-            "weir exited ({status:?}):\n{}",
-            self.log_text()
-        );
-    }
-
-    /// SIGTERM, and the process must exit in time (an offline directory may make
-    /// the shutdown report errors; it must not hang).
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + TIMEOUT;
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "weir did not stop on SIGTERM:\n{}",
-                self.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        self.log_text()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -316,7 +238,7 @@ async fn a_full_disk_fails_produces_with_storage_error_and_loses_nothing() {
     let Some(fs) = Tmpfs::mount("4m") else {
         return;
     };
-    let mut server = Server::start(&fs.path);
+    let mut server = Server::start_in(&fs.path);
     let admin = within("admin", Admin::new(ClientConfig::new(&server.addr)))
         .await
         .expect("admin connects");
@@ -447,11 +369,15 @@ async fn a_full_disk_fails_produces_with_storage_error_and_loses_nothing() {
     drop((fresh, admin, reader, client));
 
     // 3. Stop, free space, restart: everything acknowledged is there, nothing cut.
-    let before = server.stop();
+    // SIGTERM, and the process must exit in time (an offline directory may make
+    // the shutdown report errors; it must not hang).
+    server.signal("TERM");
+    server.wait_exit();
+    let before = server.stderr();
     assert!(!before.contains("panicked"), "{before}");
     std::fs::remove_file(&filler).expect("remove the filler");
     fs.remount("64m");
-    let mut server = Server::start(&fs.path);
+    let mut server = Server::start_in(&fs.path);
     let client = rskafka(&server.addr).await;
     let mut lost = Vec::new();
     let mut ends = BTreeMap::new();

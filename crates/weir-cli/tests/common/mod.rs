@@ -1,10 +1,13 @@
 //! Helpers for tests that run the `weir` binary: a `weir server` child on
-//! 127.0.0.1 port 0 over a temp data dir (killed by PID on drop), and a runner for
-//! one CLI invocation with stdin, a time limit, and its captured output.
+//! 127.0.0.1 port 0 over a temp or given data dir (its stderr kept, signals, exit
+//! status; killed by PID on drop), and a runner for one CLI invocation with stdin,
+//! a time limit, and its captured output.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 pub(crate) const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The stable part of the broker's ready line, followed by the bound address(es).
-const READY: &str = "weir broker ready on ";
+pub(crate) const READY: &str = "weir broker ready on ";
 
 /// The binary under test.
 pub(crate) fn weir() -> Command {
@@ -36,22 +39,46 @@ pub(crate) fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
-/// A `weir server` child process with its own data dir; killed on drop.
+/// A `weir server` child process on 127.0.0.1 port 0. Its stderr is read line by
+/// line on a thread, so the server never blocks on a full pipe; the lines are kept
+/// for assertions and failure messages. Killed (SIGKILL, by PID) on drop while it
+/// still runs, so a failing test leaves nothing running.
 pub(crate) struct Server {
     child: Child,
-    /// `host:port` to bootstrap from.
+    lines: Receiver<String>,
+    /// Every stderr line taken from `lines` so far.
+    seen: Vec<String>,
+    /// `host:port` to bootstrap from; set by [`Server::wait_ready`].
     pub(crate) addr: String,
-    _data: tempfile::TempDir,
+    /// The temp data dir of [`Server::start`], removed after the server is gone.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts a server and waits for its ready line.
+    /// Starts a server on a temp data dir of its own and waits for its ready line.
     pub(crate) fn start() -> Server {
         let data = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(data.path());
+        server._data = Some(data);
+        server
+    }
+
+    /// Starts a server on `data_dir` (kept by the caller, so a test can restart
+    /// on it) and waits for its ready line.
+    pub(crate) fn start_in(data_dir: &Path) -> Server {
+        let mut server = Server::spawn(data_dir, &[]);
+        server.wait_ready();
+        server
+    }
+
+    /// Spawns `weir server --data-dir DATA_DIR --listen 127.0.0.1:0 EXTRA...`
+    /// without waiting for anything (it may be meant to fail).
+    pub(crate) fn spawn(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = weir()
             .args(["server", "--data-dir"])
-            .arg(data.path())
+            .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -59,39 +86,118 @@ impl Server {
             .spawn()
             .expect("spawn weir server");
         let lines = lines_of(child.stderr.take().expect("piped stderr"));
-        let deadline = Instant::now() + PROCESS_TIMEOUT;
-        let mut seen = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(after) = line.split(READY).nth(1) {
-                        let first = after.split([' ', ',']).next().unwrap_or_default();
-                        break first.to_owned();
-                    }
-                    seen.push(line);
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "weir server not ready ({e:?}); stderr:\n{}",
-                        seen.join("\n")
-                    );
-                }
-            }
-        };
-        assert!(
-            addr.parse::<std::net::SocketAddr>().is_ok(),
-            "no address in the ready line: {addr:?}"
-        );
-        // Keep draining stderr so the server never blocks on a full pipe.
-        thread::spawn(move || for _line in lines {});
         Server {
             child,
-            addr,
-            _data: data,
+            lines,
+            seen: Vec::new(),
+            addr: String::new(),
+            _data: None,
         }
+    }
+
+    /// The server's process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line with {needle:?} in time; stderr so far:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "weir exited without {needle:?}; stderr:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits for the ready line, sets [`Server::addr`] and returns the first bound
+    /// address in it.
+    pub(crate) fn wait_ready(&mut self) -> SocketAddr {
+        let line = self.wait_for(READY);
+        let after = line.split(READY).nth(1).unwrap_or_default();
+        let first = after.split([' ', ',']).next().unwrap_or_default();
+        let addr = first
+            .parse()
+            .unwrap_or_else(|_| panic!("no address in ready line {line:?}"));
+        self.addr = first.to_owned();
+        addr
+    }
+
+    /// Sends signal `name` (`TERM`, `INT`, ...) with `kill`, which must succeed.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGKILL: no flush, no checkpoint, no clean-shutdown marker.
+    pub(crate) fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// Waits for the process to exit (panics after [`PROCESS_TIMEOUT`]), then
+    /// takes the rest of its stderr.
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
+        let Some(status) = wait(&mut self.child, PROCESS_TIMEOUT) else {
+            panic!(
+                "weir did not exit in {PROCESS_TIMEOUT:?}; stderr:\n{}",
+                self.log_text()
+            )
+        };
+        // The reader thread ends at EOF, so this drains everything it read.
+        while let Ok(line) = self.lines.recv_timeout(PROCESS_TIMEOUT) {
+            self.seen.push(line);
+        }
+        status
+    }
+
+    /// Panics with the stderr so far if the process has exited.
+    pub(crate) fn assert_running(&mut self) {
+        let status = self.child.try_wait().expect("try_wait");
+        assert!(
+            status.is_none(),
+            "weir exited ({status:?}):\n{}",
+            self.log_text()
+        );
+    }
+
+    /// The stderr lines taken so far: up to the line [`Server::wait_for`] last
+    /// returned, or all of them after [`Server::wait_exit`].
+    pub(crate) fn lines(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// [`Server::lines`] as one text.
+    pub(crate) fn stderr(&self) -> String {
+        self.seen.join("\n")
+    }
+
+    /// Every stderr line that has arrived so far, as one text.
+    pub(crate) fn log_text(&mut self) -> String {
+        self.seen.extend(self.lines.try_iter());
+        self.stderr()
     }
 }
 
@@ -112,9 +218,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Child::kill signals this child's PID only (SIGKILL).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // Child::kill signals this child's PID only (SIGKILL).
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
