@@ -164,7 +164,10 @@ impl Worker {
         let mut sent: u64 = 0;
         let result = async {
             while sent < self.quota {
-                let now = Instant::now();
+                // One clock read per record serves the deadline, the rate and the
+                // latency start: at a million records/s, clock reads were a tenth of
+                // the tool's CPU.
+                let mut now = Instant::now();
                 if self.deadline.is_some_and(|d| now >= d) {
                     break;
                 }
@@ -172,6 +175,7 @@ impl Worker {
                     let due = start + Duration::from_secs_f64(sent as f64 / rate);
                     if due > now {
                         tokio::time::sleep_until(due).await;
+                        now = Instant::now();
                     }
                 }
                 let record = ProducerRecord {
@@ -179,9 +183,8 @@ impl Worker {
                     value: Some(self.payload.clone()),
                     ..ProducerRecord::default()
                 };
-                let sent_at = Instant::now();
                 let delivery = self.producer.send(record).await?;
-                if tx.send((sent_at, delivery)).await.is_err() {
+                if tx.send((now, delivery)).await.is_err() {
                     break;
                 }
                 sent += 1;
