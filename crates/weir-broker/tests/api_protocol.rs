@@ -187,3 +187,30 @@ async fn pipelined_requests_are_answered_in_order() {
     .await
     .expect("test timed out");
 }
+
+/// librdkafka 2.x sends three bytes after some Metadata v12 bodies (this frame is
+/// one it sent); Kafka ignores them, so must we, or `list_topics` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailing_bytes_after_a_request_body_are_ignored() {
+    timeout(TEST_TIMEOUT, async {
+        let broker = TestBroker::start(|_| {}).await;
+        let mut client = broker.client().await;
+        let payload: &[u8] = &[
+            0, 3, 0, 12, 0, 0, 0, 3, 0, 7, b'r', b'd', b'k', b'a', b'f', b'k', b'a',
+            0, // header v2
+            0, 0, 0, 0, // all topics, no auto-create, no authorized operations, no tags
+            1, 0, 0, // the trailing bytes
+        ];
+        let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(payload);
+        client.send_raw(&frame).await;
+        let (correlation_id, response) = client.recv_decoded(ApiKey::Metadata, 12).await;
+        assert_eq!(correlation_id, 3);
+        let Response::Metadata(m) = response else {
+            panic!("not a Metadata response: {response:?}");
+        };
+        assert_eq!(m.brokers.len(), 1);
+    })
+    .await
+    .expect("test timed out");
+}

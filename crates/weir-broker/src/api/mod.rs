@@ -66,7 +66,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::error;
+use tracing::{debug, error};
 use weir_protocol::header::{response_header_version, RequestError};
 use weir_protocol::wire::Encoder;
 use weir_protocol::{decode_request, ApiKey, DecodeError, Request, RequestHeader, Response};
@@ -142,6 +142,16 @@ impl Service for Api {
         };
         let header = &request.header;
         let (api, version) = (request.api, header.api_version);
+        if request.trailing_bytes > 0 {
+            // Kafka ignores them too; librdkafka 2.x sends some after Metadata v12.
+            debug!(
+                peer = %ctx.peer,
+                client_id = header.client_id.as_deref().unwrap_or(""),
+                "{} v{version} request has {} trailing bytes; ignored",
+                api.name(),
+                request.trailing_bytes
+            );
+        }
         if !versions::is_supported(api, version) {
             if api == ApiKey::ApiVersions {
                 return api_versions_fallback(header.correlation_id);
