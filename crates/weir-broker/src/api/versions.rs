@@ -80,7 +80,7 @@ pub const SUPPORTED: &[Supported] = &[
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeCluster, 0, 1),
     // KIP-848 (coordinator/consumer/): v0; v1 adds regex subscriptions.
-    row(ApiKey::ConsumerGroupHeartbeat, 0, 0),
+    row(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     row(ApiKey::ConsumerGroupDescribe, 0, 0),
 ];
 

@@ -33,6 +33,17 @@ pub(super) fn validate(r: &ConsumerGroupHeartbeatRequest) -> Result<(), Failure>
     if r.rack_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
         return invalid("RackId can't be empty.");
     }
+    // v1's regex subscriptions need a regex engine Kafka-compatible with RE2/J; until
+    // then they are refused with a message rather than silently ignored. An empty
+    // regex is "no regex": librdkafka sends one with every name subscription.
+    if r.subscribed_topic_regex
+        .as_deref()
+        .is_some_and(|re| !re.is_empty())
+    {
+        return invalid(
+            "SubscribedTopicRegex is not supported by this broker yet; subscribe to topic names.",
+        );
+    }
     match r.member_epoch {
         e if e > 0 || e == LEAVE_EPOCH => {
             if r.member_id.trim().is_empty() {

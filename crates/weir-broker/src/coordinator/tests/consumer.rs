@@ -428,3 +428,19 @@ async fn an_empty_classic_group_becomes_a_consumer_group_keeping_its_offsets() {
     r.group_id = "classic".into();
     assert_eq!(err(&h, r).await, ErrorCode::GroupIdNotFound);
 }
+
+/// v1 (what librdkafka speaks): a client-chosen member id joins, an empty regex is
+/// "no regex" (librdkafka sends one with every name subscription), and a real regex
+/// is refused with a message until regex subscriptions exist.
+#[tokio::test]
+async fn v1_joins_with_a_client_member_id_and_refuses_real_regexes() {
+    let h = consumer_harness().await;
+    let mut first = request("client-chosen-id", 0, Some(&["t"]), Some(&[]));
+    first.subscribed_topic_regex = Some(String::new());
+    let r = ok(&h, first).await;
+    assert_eq!(r.member_id.as_deref(), Some("client-chosen-id"));
+    assert_eq!(parts(&r), Some(vec![0, 1, 2, 3]));
+    let mut regex = request("other-id", 0, Some(&["t"]), Some(&[]));
+    regex.subscribed_topic_regex = Some("t.*".into());
+    assert_eq!(err(&h, regex).await, ErrorCode::InvalidRequest);
+}
