@@ -1,8 +1,8 @@
 //! Making a [`Segment`]: creating an empty one, opening a trusted one (indexes
 //! loaded and sanity-checked), or opening and recovering one batch by batch.
 
-use std::fs::OpenOptions;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use weir_protocol::records::BatchHeader;
@@ -37,32 +37,7 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(|e| LogError::io("create", &log_path, e))?;
-        let (offset_index, _) = OffsetIndex::load(
-            &segment_file(dir, base_offset, INDEX_SUFFIX),
-            base_offset,
-            config.segment_index_bytes,
-            0,
-        )?;
-        let (time_index, _) = TimeIndex::load(
-            &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
-            base_offset,
-            config.segment_index_bytes,
-            base_offset,
-        )?;
-        Ok(Segment {
-            base_offset,
-            log_path,
-            log: Arc::new(log),
-            size: 0,
-            next_offset: base_offset,
-            offset_index,
-            time_index,
-            bytes_since_last_index: 0,
-            max_timestamp: NO_TIMESTAMP,
-            offset_of_max_timestamp: base_offset,
-            first_batch_timestamp: None,
-            created_ms: now_ms,
-        })
+        Self::with_files(dir, base_offset, log_path, log, config, now_ms, true)
     }
 
     /// Opens an existing segment and validates every batch from the start, truncating
@@ -231,17 +206,38 @@ impl Segment {
             .write(true)
             .open(&log_path)
             .map_err(|e| LogError::io("open", &log_path, e))?;
+        Self::with_files(dir, base_offset, log_path, log, config, now_ms, false)
+    }
+
+    /// Loads the indexes beside an opened `.log` file and returns the segment with no
+    /// batches counted yet. A `fresh` segment has an empty log, so its index entries
+    /// must point at position 0 and the base offset; an existing one is bounded later
+    /// by validation against the data.
+    fn with_files(
+        dir: &Path,
+        base_offset: Offset,
+        log_path: PathBuf,
+        log: File,
+        config: &LogConfig,
+        now_ms: i64,
+        fresh: bool,
+    ) -> Result<Segment> {
+        let (max_position, max_offset) = if fresh {
+            (0, base_offset)
+        } else {
+            (u64::MAX, Offset(i64::MAX))
+        };
         let (offset_index, _) = OffsetIndex::load(
             &segment_file(dir, base_offset, INDEX_SUFFIX),
             base_offset,
             config.segment_index_bytes,
-            u64::MAX,
+            max_position,
         )?;
         let (time_index, _) = TimeIndex::load(
             &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
             base_offset,
             config.segment_index_bytes,
-            Offset(i64::MAX),
+            max_offset,
         )?;
         Ok(Segment {
             base_offset,
