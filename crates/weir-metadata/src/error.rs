@@ -92,6 +92,22 @@ pub enum MetadataError {
     /// The controller thread has stopped (shut down, or failed).
     #[error("the controller is not running")]
     ControllerStopped,
+    /// This node is not the active controller (Kafka's NOT_CONTROLLER); `leader` is
+    /// the active one when known, for the caller to forward to.
+    #[error("this node is not the active controller (active: {leader:?})")]
+    NotController {
+        /// The active controller, if known.
+        leader: Option<weir_types::NodeId>,
+    },
+    /// A request to another node's controller failed in transit (connection, timeout,
+    /// a reply that could not be decoded).
+    #[error("controller request to node {node}: {reason}")]
+    Transport {
+        /// The node called.
+        node: weir_types::NodeId,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl MetadataError {

@@ -28,6 +28,7 @@ pub mod controller;
 pub mod delta;
 mod error;
 pub mod image;
+pub mod journal;
 pub mod log;
 pub mod meta_properties;
 pub mod record;
@@ -42,6 +43,7 @@ pub use image::{
     BrokerImage, ConfigResource, Endpoint, MetadataImage, MetadataProvenance, PartitionImage,
     TopicImage,
 };
+pub use journal::{BoxFuture, ControllerTransport, ForwardedRequestHandler, MetadataJournal};
 pub use log::{FileMetadataLog, MetadataLog, PartitionMetadataLog};
 pub use meta_properties::MetaProperties;
 pub use record::MetadataRecord;
