@@ -37,6 +37,8 @@ enum Command {
     Perf(cmd::perf::PerfArgs),
     /// List, describe and delete consumer groups; reset their offsets.
     Group(cmd::group::GroupArgs),
+    /// Show the cluster's brokers, controller and partitions needing attention.
+    Cluster(cmd::cluster::ClusterCmdArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             Command::Consume(args) => cmd::consume::run(args).await,
             Command::Perf(args) => cmd::perf::run(args).await,
             Command::Group(args) => cmd::group::run(args).await,
+            Command::Cluster(args) => cmd::cluster::run(args).await,
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand; add `topic.rs`, `produce.rs`, ... beside `server.rs`.
 
+pub(crate) mod cluster;
 pub(crate) mod common;
 pub(crate) mod consume;
 pub(crate) mod group;
