@@ -39,6 +39,8 @@ enum Command {
     Group(cmd::group::GroupArgs),
     /// Show the cluster's brokers, controller and partitions needing attention.
     Cluster(cmd::cluster::ClusterCmdArgs),
+    /// Run a local cluster: one `weir server` child process per node.
+    DevCluster(cmd::dev_cluster::DevClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
             Command::Perf(args) => cmd::perf::run(args).await,
             Command::Group(args) => cmd::group::run(args).await,
             Command::Cluster(args) => cmd::cluster::run(args).await,
+            Command::DevCluster(args) => cmd::dev_cluster::run(args).await,
         }
     });
     match result {

@@ -27,15 +27,18 @@ pub(crate) fn cancel_on_signal(token: CancellationToken) -> io::Result<()> {
     Ok(())
 }
 
+/// SIGTERM and SIGINT as a stream, for commands that handle them themselves
+/// (`weir dev-cluster` forwards them to its children).
 #[cfg(unix)]
-struct Signals {
+pub(crate) struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
 impl Signals {
-    fn install() -> io::Result<Self> {
+    /// Installs the handlers: from now on these signals no longer kill the process.
+    pub(crate) fn install() -> io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Self {
             terminate: signal(SignalKind::terminate())?,
@@ -43,7 +46,8 @@ impl Signals {
         })
     }
 
-    async fn next(&mut self) -> &'static str {
+    /// Waits for the next signal and returns its name.
+    pub(crate) async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
@@ -52,15 +56,15 @@ impl Signals {
 }
 
 #[cfg(not(unix))]
-struct Signals;
+pub(crate) struct Signals;
 
 #[cfg(not(unix))]
 impl Signals {
-    fn install() -> io::Result<Self> {
+    pub(crate) fn install() -> io::Result<Self> {
         Ok(Self)
     }
 
-    async fn next(&mut self) -> &'static str {
+    pub(crate) async fn next(&mut self) -> &'static str {
         // If Ctrl-C cannot be watched, never report one rather than shut down.
         match tokio::signal::ctrl_c().await {
             Ok(()) => "Ctrl-C",

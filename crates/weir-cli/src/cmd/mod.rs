@@ -3,6 +3,7 @@
 pub(crate) mod cluster;
 pub(crate) mod common;
 pub(crate) mod consume;
+pub(crate) mod dev_cluster;
 pub(crate) mod group;
 pub(crate) mod perf;
 pub(crate) mod produce;
