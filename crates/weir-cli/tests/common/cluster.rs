@@ -29,7 +29,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use weir_client::admin::TopicDescription;
-use weir_client::{Admin, ClientConfig};
+use weir_client::{Admin, ClientConfig, Connection, ConnectionConfig};
+use weir_protocol::messages::list_offsets::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
 
 use super::proxy::Proxy;
 use super::{run, Output, Server};
@@ -369,6 +372,46 @@ impl TestCluster {
             .and_then(|d| d.partitions.into_iter().find(|p| p.partition == partition))
             .map(|p| p.isr.into_iter().map(|n| n.get()).collect())
             .unwrap_or_default()
+    }
+
+    /// The high watermark node `id` itself reports for `topic`-`partition`
+    /// (ListOffsets latest, read uncommitted, sent to that node alone): what an
+    /// isolated leader believes. `None` if it does not answer or is not the leader.
+    pub(crate) fn high_watermark_on(&self, id: i32, topic: &str, partition: i32) -> Option<i64> {
+        let addr = self.node(id).client_addr();
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: vec![ListOffsetsTopic {
+                name: topic.to_owned(),
+                partitions: vec![ListOffsetsPartition {
+                    partition_index: partition,
+                    timestamp: -1,
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        };
+        self.block_on(async {
+            let config = ConnectionConfig {
+                request_timeout: Duration::from_secs(5),
+                ..ConnectionConfig::default()
+            };
+            let conn = Connection::connect(&addr, config).await.ok()?;
+            let response = conn.send(request).await.ok()?;
+            let p = response.topics.first()?.partitions.first()?;
+            (p.error_code == 0).then_some(p.offset)
+        })
+    }
+
+    /// The process id of node `id` while it runs.
+    pub(crate) fn pid(&self, id: i32) -> Option<u32> {
+        self.node(id).server.as_ref().map(Server::id)
+    }
+
+    /// The directory holding every node's data.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// The active controller per DescribeCluster from the running nodes.
