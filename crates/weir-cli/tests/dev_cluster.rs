@@ -176,3 +176,66 @@ fn a_child_that_dies_is_reported_and_the_others_are_stopped() {
         assert!(!alive(*pid), "node {id} (pid {pid}) still runs");
     }
 }
+
+#[test]
+#[ignore = "needs the replicated cluster"]
+fn the_nodes_form_one_cluster_with_replicated_topics() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cluster = DevCluster::start(3, dir.path());
+    let status = run(
+        &["cluster", "status", "--json", "-b", &cluster.bootstrap[1]],
+        "",
+    )
+    .ok()
+    .stdout;
+    let status: serde_json::Value = serde_json::from_str(status.trim()).expect("JSON");
+    let ids: Vec<i64> = status["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .filter_map(|b| b["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [1, 2, 3], "{status}");
+    let controller = status["controller_id"].as_i64().unwrap_or(0);
+    assert!((1..=3).contains(&controller), "{status}");
+
+    // Created through one node, replicated on all three, seen from another.
+    run(
+        &[
+            "topic",
+            "create",
+            "t",
+            "--replication-factor",
+            "3",
+            "-b",
+            &cluster.bootstrap[0],
+        ],
+        "",
+    )
+    .ok();
+    let described = run(
+        &[
+            "topic",
+            "describe",
+            "t",
+            "--json",
+            "-b",
+            &cluster.bootstrap[2],
+        ],
+        "",
+    )
+    .ok()
+    .stdout;
+    let described: serde_json::Value = serde_json::from_str(described.trim()).expect("JSON");
+    assert_eq!(
+        described["partitions"][0]["replicas"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{described}"
+    );
+
+    cluster.signal("INT");
+    let (ok, stderr) = cluster.wait_exit();
+    assert!(ok, "{stderr}");
+}
