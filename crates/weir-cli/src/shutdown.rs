@@ -33,6 +33,9 @@ pub(crate) fn cancel_on_signal(token: CancellationToken) -> io::Result<()> {
 pub(crate) struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
+    /// SIGHUP too, when asked for: a supervisor whose terminal closes must stop
+    /// its children rather than die and leave them running.
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 #[cfg(unix)]
@@ -43,14 +46,35 @@ impl Signals {
         Ok(Self {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
+            hangup: None,
         })
+    }
+
+    /// As [`Signals::install`], with SIGHUP as a third stop signal.
+    pub(crate) fn install_with_hangup() -> io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut signals = Self::install()?;
+        signals.hangup = Some(signal(SignalKind::hangup())?);
+        Ok(signals)
     }
 
     /// Waits for the next signal and returns its name.
     pub(crate) async fn next(&mut self) -> &'static str {
+        let Self {
+            terminate,
+            interrupt,
+            hangup,
+        } = self;
+        let hangup = async {
+            match hangup {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+            _ = hangup => "SIGHUP",
         }
     }
 }
@@ -61,6 +85,10 @@ pub(crate) struct Signals;
 #[cfg(not(unix))]
 impl Signals {
     pub(crate) fn install() -> io::Result<Self> {
+        Ok(Self)
+    }
+
+    pub(crate) fn install_with_hangup() -> io::Result<Self> {
         Ok(Self)
     }
 

@@ -239,3 +239,44 @@ fn the_nodes_form_one_cluster_with_replicated_topics() {
     let (ok, stderr) = cluster.wait_exit();
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn a_node_that_cannot_start_fails_the_command_with_its_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // --override reaches every node; this value makes each refuse to start.
+    let out = run(
+        &[
+            "dev-cluster",
+            "--brokers",
+            "2",
+            "--base-port",
+            "0",
+            "--data-dir",
+            dir.path().to_str().expect("utf-8 temp path"),
+            "--override",
+            "num.partitions=0",
+        ],
+        "",
+    );
+    assert!(!out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("exited unexpectedly"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("num.partitions: must be at least 1"),
+        "the node's last log lines: {}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("bootstrap servers"), "{}", out.stdout);
+}
+
+#[test]
+fn sighup_stops_the_nodes_like_ctrl_c() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cluster = DevCluster::start(1, dir.path());
+    cluster.signal("HUP");
+    let (ok, stderr) = cluster.wait_exit();
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("SIGHUP received"), "{stderr}");
+    for (id, pid) in &cluster.pids {
+        assert!(!alive(*pid), "node {id} (pid {pid}) still runs");
+    }
+}

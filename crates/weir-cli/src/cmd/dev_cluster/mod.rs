@@ -7,8 +7,12 @@
 //! children form one controller quorum. The parent waits for every ready line,
 //! prints the bootstrap servers, and then supervises: a child that exits on its own
 //! is reported (with its last log lines) and the cluster is stopped with a failure
-//! exit; SIGINT/SIGTERM is forwarded once to every child, and the parent waits for
-//! all of them to stop cleanly. A second signal kills the children at once.
+//! exit; SIGINT/SIGTERM (or SIGHUP, a closed terminal) is forwarded once to every
+//! child as SIGTERM, and the parent waits for all of them to stop cleanly. A second
+//! signal kills the children at once. The children run in process groups of their
+//! own, so a Ctrl-C at the terminal reaches them only through the parent. If the
+//! parent itself is SIGKILLed, the children keep running: stop them by the PIDs the
+//! parent printed.
 
 mod node;
 
@@ -67,7 +71,8 @@ pub(crate) struct DevClusterArgs {
 pub(crate) async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     let specs = plan(&args)?;
     // Installed before any child exists: a Ctrl-C from now on is ours to forward.
-    let mut signals = Signals::install().context("cannot watch for SIGTERM/SIGINT")?;
+    let mut signals =
+        Signals::install_with_hangup().context("cannot watch for SIGTERM/SIGINT/SIGHUP")?;
     let exe = std::env::current_exe().context("cannot find the weir executable")?;
     let voters = specs
         .iter()
