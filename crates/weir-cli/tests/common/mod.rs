@@ -1,7 +1,9 @@
 //! Helpers for tests that run the `weir` binary: a `weir server` child on
 //! 127.0.0.1 port 0 over a temp or given data dir (its stderr kept, signals, exit
 //! status; killed by PID on drop), and a runner for one CLI invocation with stdin,
-//! a time limit, and its captured output.
+//! a time limit, and its captured output. [`cluster`] runs several servers as one
+//! cluster (kill, restart, partition by node id); [`proxy`] is the TCP fault proxy
+//! it partitions them with.
 
 #![allow(dead_code)]
 
