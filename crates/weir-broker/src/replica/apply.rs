@@ -168,6 +168,7 @@ impl ReplicaManager {
             self.spawn_flusher(p);
             tracing::info!(partition = %p.name(), "serving partition");
         }
+        self.reconcile_fetchers();
         first_error.map_or(Ok(()), Err)
     }
 

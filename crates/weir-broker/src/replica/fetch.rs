@@ -136,6 +136,22 @@ impl ReplicaManager {
             .collect();
         let replica = params.replica_id >= 0;
         let deadline = Instant::now() + params.max_wait.min(MAX_FETCH_WAIT);
+        if replica {
+            // A follower's fetch offset is its log end: the leader's view of its
+            // progress (`leader.rs`).
+            let follower = weir_types::NodeId(params.replica_id);
+            for (request, p) in partitions.iter().zip(&hosted) {
+                let Some(p) = p else { continue };
+                let expand = p.record_follower_fetch(
+                    follower,
+                    request.fetch_offset,
+                    request.current_leader_epoch,
+                );
+                if let Some(expand) = expand {
+                    self.send_isr_change(Arc::clone(p), expand);
+                }
+            }
+        }
         let waker = Arc::new(Notify::new());
         loop {
             // Register before reading: see `delayed` for why.
