@@ -313,3 +313,48 @@ async fn a_new_leader_wins_and_the_old_leader_truncates_its_divergent_tail() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_an_epoch_the_leader_never_had_truncates_to_their_common_epoch() {
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    in_time(
+        c.node(1)
+            .replicas
+            .append("t", 0, batch(2, 0), Acks::All, LONG),
+    )
+    .await
+    .expect("replicated");
+    until("all hold epoch 0's data", || {
+        (1..=3).all(|id| c.status(id).log_end_offset == Offset(2))
+    })
+    .await;
+    // Epoch 1: node 2 leads, cut off, and writes a tail nobody else gets.
+    c.leaders.remove(NodeId(2));
+    c.publish(&[leader_change(2, &[2, 3])]).await;
+    let two = c.node(2).replicas.clone();
+    two.append("t", 0, batch(3, 1), Acks::Leader, LONG)
+        .await
+        .expect("acks=1 in epoch 1");
+    assert_eq!(c.status(2).log_end_offset, Offset(5));
+    // Epoch 2: node 3 leads with node 1; node 2 comes back as a follower. Its
+    // latest epoch (1) is unknown to the leader, which answers epoch 0 ending at 2.
+    c.publish(&[leader_change(3, &[3, 1])]).await;
+    c.leaders.insert(NodeId(2), two.clone());
+    let r = in_time(
+        c.node(3)
+            .replicas
+            .append("t", 0, batch(2, 2), Acks::All, LONG),
+    )
+    .await
+    .expect("acks=all in epoch 2");
+    assert_eq!(r.base_offset, Offset(2));
+    until(
+        "node 2 replaced its epoch 1 tail with epoch 2's data",
+        || (1..=3).all(|id| c.status(id).log_end_offset == Offset(4)),
+    )
+    .await;
+    let bytes = c.segment_bytes(3);
+    assert_eq!(c.segment_bytes(1), bytes);
+    assert_eq!(c.segment_bytes(2), bytes);
+    assert_eq!(c.status(2).leader_epoch, LeaderEpoch(2));
+}

@@ -188,3 +188,132 @@ impl Partition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use weir_log::{Log, LogConfig, OpenHints};
+    use weir_protocol::records::BatchBuilder;
+    use weir_protocol::Uuid;
+    use weir_types::SystemClock;
+
+    use super::*;
+    use crate::replica::assignment::PartitionAssignment;
+    use crate::replica::log_dir::LogDir;
+
+    const EPOCH: LeaderEpoch = LeaderEpoch(5);
+
+    /// A follower (node 1, leader 2, epoch 5) whose log holds `batches`
+    /// (base offset, records, leader epoch).
+    fn follower(dir: &std::path::Path, batches: &[(i64, usize, i32)]) -> Partition {
+        let log_dir = dir.join("t-0");
+        let log = Log::open(
+            &log_dir,
+            LogConfig::default(),
+            Arc::new(SystemClock),
+            OpenHints::default(),
+        )
+        .expect("log");
+        let assignment = PartitionAssignment {
+            partition: 0,
+            replicas: vec![NodeId(1), NodeId(2)],
+            isr: vec![NodeId(1), NodeId(2)],
+            leader: Some(NodeId(2)),
+            leader_epoch: EPOCH,
+            partition_epoch: 0,
+        };
+        let p = Partition::new(
+            "t".into(),
+            0,
+            Uuid([1; 16]),
+            Arc::new(LogDir::new(dir.to_path_buf())),
+            Some(log),
+            &assignment,
+            NodeId(1),
+        );
+        for (base, n, epoch) in batches {
+            let mut b = BatchBuilder::new()
+                .base_offset(*base)
+                .partition_leader_epoch(*epoch);
+            for i in 0..*n {
+                b.append(1_700_000_000_000 + i as i64, None, Some(b"v"), &[])
+                    .expect("record");
+            }
+            let mut state = p.write().expect("state");
+            let log = p.log_mut(&mut state).expect("log");
+            log.append_as_follower(b.build().expect("batch"))
+                .expect("append");
+        }
+        p
+    }
+
+    fn answer(epoch: i32, end: i64) -> Option<EpochEnd> {
+        Some(EpochEnd {
+            error: ErrorCode::None,
+            leader_epoch: LeaderEpoch(epoch),
+            end_offset: Offset(end),
+        })
+    }
+
+    fn leo(p: &Partition) -> Offset {
+        p.follower_view().expect("follower").log_end_offset
+    }
+
+    #[test]
+    fn truncation_walks_back_to_a_common_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        // Ours: epoch 0 at 0..5, epoch 3 at 5..10. The leader never had epoch 3:
+        // asked for 3, it answers its epoch 2 ending at 6.
+        let p = follower(dir.path(), &[(0, 5, 0), (5, 5, 3)]);
+        assert!(p.follower_view().unwrap().needs_truncation);
+        let done = p.truncation_step(EPOCH, answer(2, 6)).unwrap();
+        // We have no epoch 2: cut back to where our epoch below it (0) ended, and
+        // ask again.
+        assert!(!done);
+        assert_eq!(leo(&p), Offset(5));
+        assert_eq!(
+            p.follower_view().unwrap().latest_epoch,
+            Some(LeaderEpoch(0))
+        );
+        // Asked for 0, the leader says epoch 0 ended at 3 on its log.
+        let done = p.truncation_step(EPOCH, answer(0, 3)).unwrap();
+        assert!(done);
+        assert_eq!(leo(&p), Offset(0), "the batch holding offset 3 goes too");
+        assert!(!p.follower_view().unwrap().needs_truncation);
+    }
+
+    #[test]
+    fn truncation_keeps_what_the_leader_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = follower(dir.path(), &[(0, 2, 0), (2, 3, 0)]);
+        // The leader has epoch 0 up to 9: nothing of ours diverges.
+        assert!(p.truncation_step(EPOCH, answer(0, 9)).unwrap());
+        assert_eq!(leo(&p), Offset(5));
+    }
+
+    #[test]
+    fn an_unknown_epoch_truncates_to_the_high_watermark_and_errors_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = follower(dir.path(), &[(0, 2, 0), (2, 3, 0)]);
+        {
+            let mut state = p.write().unwrap();
+            p.log_mut(&mut state).unwrap().set_high_watermark(Offset(2));
+        }
+        let fenced = Some(EpochEnd {
+            error: ErrorCode::FencedLeaderEpoch,
+            leader_epoch: LeaderEpoch(-1),
+            end_offset: Offset(-1),
+        });
+        assert_eq!(
+            p.truncation_step(EPOCH, fenced),
+            Err(ErrorCode::FencedLeaderEpoch)
+        );
+        assert_eq!(leo(&p), Offset(5), "nothing cut on an error");
+        assert!(p.truncation_step(EPOCH, answer(-1, -1)).unwrap());
+        assert_eq!(leo(&p), Offset(2));
+        // A step for another epoch than ours is stale: ignored.
+        assert!(!p.truncation_step(LeaderEpoch(4), answer(0, 0)).unwrap());
+        assert_eq!(leo(&p), Offset(2));
+    }
+}
