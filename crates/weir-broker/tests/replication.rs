@@ -210,6 +210,11 @@ async fn min_insync_replicas_is_enforced_before_and_after_the_append() {
         .append("t", 0, batch(1, 3), Acks::Leader, LONG)
         .await
         .expect("acks=1");
+    // But below min.insync.replicas nothing is committed (KIP-966): the high
+    // watermark stays where all three had it, though node 2 has everything.
+    let end = c.status(1).log_end_offset;
+    until("node 2 caught up", || c.status(2).log_end_offset == end).await;
+    assert_eq!(c.status(1).high_watermark, Offset(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -432,6 +432,14 @@ pub(crate) fn advance_high_watermark(state: &mut State) -> bool {
     let Some(log) = state.log.as_mut() else {
         return false;
     };
+    // KIP-966: below `min.insync.replicas` (capped by the replica count, as
+    // Kafka's effective min ISR) the high watermark waits, so nothing is committed
+    // on fewer replicas than the topic asks for.
+    let replicas = i64::try_from(state.replicas.len().max(1)).unwrap_or(i64::MAX);
+    let min_isr = i64::from(log.config().min_insync_replicas).min(replicas);
+    if i64::try_from(state.isr.len()).unwrap_or(i64::MAX) < min_isr {
+        return false;
+    }
     let old = log.high_watermark();
     let own = single_replica_high_watermark(
         log.log_end_offset(),

@@ -13,9 +13,10 @@
 //! written), and is done once the high watermark passes the batch: every in-sync
 //! replica has it, the leader's own copy fsynced when the topic is
 //! fsync-before-ack (`flush.messages=1`, the default; see [`super::flusher`]). If
-//! the ISR shrank below `min.insync.replicas` meanwhile the answer is
-//! NOT_ENOUGH_REPLICAS_AFTER_APPEND; if this broker stopped leading the partition,
-//! NOT_LEADER_OR_FOLLOWER.
+//! the ISR shrinks below `min.insync.replicas` meanwhile, the answer is
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND at once (the high watermark stops below
+//! `min.insync.replicas`, KIP-966, so waiting longer would only time out); if this
+//! broker stopped leading the partition, NOT_LEADER_OR_FOLLOWER.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +175,11 @@ impl ReplicaManager {
     }
 }
 
+/// Whether an ISR of `isr_len` members is below `min.insync.replicas`.
+fn below_min(isr_len: usize, min_isr: i32) -> bool {
+    i64::try_from(isr_len).unwrap_or(i64::MAX) < i64::from(min_isr)
+}
+
 /// What an acks=all append waits for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AckWait {
@@ -262,7 +268,11 @@ impl Partition {
         let waited = tokio::time::timeout_at(
             deadline,
             rx.wait_for(|p| {
-                p.high_watermark >= target || p.failed || p.stopped || p.leading != Some(epoch)
+                p.high_watermark >= target
+                    || below_min(p.isr_len, min_isr)
+                    || p.failed
+                    || p.stopped
+                    || p.leading != Some(epoch)
             }),
         )
         .await;
@@ -272,13 +282,16 @@ impl Partition {
             Ok(Err(_)) => return Err(self.offline_error()),
             Ok(Ok(progress)) => *progress,
         };
-        if progress.high_watermark >= target {
-            if i64::try_from(progress.isr_len).unwrap_or(i64::MAX) < i64::from(min_isr) {
-                return Err(ReplicaError::NotEnoughReplicasAfterAppend {
-                    isr: progress.isr_len,
-                    min: min_isr,
-                });
-            }
+        if below_min(progress.isr_len, min_isr)
+            && (progress.high_watermark >= target || progress.leading == Some(epoch))
+        {
+            // Written, but the ISR is now too small for it to count as committed
+            // (and the high watermark waits while it is, `partition.rs`).
+            Err(ReplicaError::NotEnoughReplicasAfterAppend {
+                isr: progress.isr_len,
+                min: min_isr,
+            })
+        } else if progress.high_watermark >= target {
             Ok(())
         } else if progress.failed {
             Err(self.offline_error())
