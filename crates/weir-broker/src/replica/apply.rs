@@ -299,6 +299,7 @@ impl ReplicaManager {
                 log,
                 &new.assignment,
                 node,
+                self.shared.config.replica_lag_time_max,
             )));
         }
         created

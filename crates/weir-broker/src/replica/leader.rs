@@ -18,6 +18,8 @@
 //! being added already holds the high watermark back, one being removed still does
 //! until the controller accepted its removal. A follower whose LEO is not known yet
 //! (every follower, right after this broker became leader) holds it where it is.
+//! As in Kafka, a follower outside the ISR that is caught up also counts, so the
+//! high watermark waits for it to join rather than running ahead of it.
 //!
 //! # ISR changes
 //!
@@ -75,6 +77,8 @@ pub(crate) struct Replication {
     /// Follower: the leader epoch this log was truncated for (`follower.rs`);
     /// fetching starts only after it.
     pub(crate) truncated_in: Option<LeaderEpoch>,
+    /// `replica.lag.time.max.ms`.
+    pub(crate) lag_time_max: Duration,
 }
 
 impl Replication {
@@ -88,12 +92,23 @@ impl Replication {
         }
     }
 
-    /// The LEOs of the followers in the maximal ISR (see the module docs).
-    pub(crate) fn isr_follower_leos(&self, isr: &[NodeId]) -> Vec<Offset> {
+    /// The LEOs of the followers that hold the high watermark back: those in
+    /// the maximal ISR, and those outside it that are caught up (so the high
+    /// watermark does not run ahead of a follower about to join, which could
+    /// then never reach it under steady load).
+    pub(crate) fn isr_follower_leos(&self, isr: &[NodeId], leader_leo: Offset) -> Vec<Offset> {
         let pending = self.pending_isr.as_deref().unwrap_or(&[]);
+        let now = Instant::now();
         self.remotes
             .iter()
-            .filter(|(r, _)| isr.contains(r) || pending.contains(r))
+            .filter(|(r, remote)| {
+                isr.contains(r)
+                    || pending.contains(r)
+                    || remote.leo >= leader_leo
+                    || remote
+                        .last_caught_up
+                        .is_some_and(|t| now.saturating_duration_since(t) <= self.lag_time_max)
+            })
             .map(|(_, remote)| remote.leo)
             .collect()
     }
@@ -265,6 +280,40 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caught_up_followers_outside_the_isr_hold_the_high_watermark() {
+        let mut r = Replication {
+            lag_time_max: Duration::from_secs(30),
+            ..Replication::default()
+        };
+        let a_moment_ago = Instant::now()
+            .checked_sub(Duration::from_millis(10))
+            .unwrap_or_else(Instant::now);
+        let mut caught_up = RemoteReplica::new(Some(a_moment_ago));
+        caught_up.leo = Offset(5);
+        let mut lagging = RemoteReplica::new(None);
+        lagging.leo = Offset(3);
+        let mut pending = RemoteReplica::new(None);
+        pending.leo = Offset(4);
+        r.remotes.insert(NodeId(2), caught_up);
+        r.remotes.insert(NodeId(3), lagging);
+        r.remotes.insert(NodeId(4), pending);
+        let isr = [NodeId(1)];
+        assert_eq!(r.isr_follower_leos(&isr, Offset(10)), vec![Offset(5)]);
+        // A member being added counts already (the maximal ISR).
+        r.pending_isr = Some(vec![NodeId(1), NodeId(4)]);
+        assert_eq!(
+            r.isr_follower_leos(&isr, Offset(10)),
+            vec![Offset(5), Offset(4)]
+        );
+        // Once the lag time passed without catching up, 2 no longer counts.
+        r.lag_time_max = Duration::ZERO;
+        r.pending_isr = None;
+        assert_eq!(r.isr_follower_leos(&isr, Offset(10)), Vec::<Offset>::new());
+        // At the leader's log end it is caught up whatever the time.
+        assert_eq!(r.isr_follower_leos(&isr, Offset(5)), vec![Offset(5)]);
+    }
 
     #[test]
     fn high_watermark_is_the_smallest_isr_leo() {

@@ -153,6 +153,7 @@ impl Partition {
         log: Option<Log>,
         assignment: &PartitionAssignment,
         node: NodeId,
+        lag_time_max: std::time::Duration,
     ) -> Partition {
         let flushed = log.as_ref().map_or(Offset(0), Log::recovery_point);
         let failed = log.is_none() || dir.is_offline();
@@ -165,7 +166,10 @@ impl Partition {
             replicas: Vec::new(),
             isr: Vec::new(),
             leader: None,
-            replication: Replication::default(),
+            replication: Replication {
+                lag_time_max,
+                ..Replication::default()
+            },
             last_flush: Instant::now(),
         };
         // A new partition always takes its first registration (a leader epoch
@@ -446,7 +450,10 @@ pub(crate) fn advance_high_watermark(state: &mut State) -> bool {
         log.recovery_point(),
         fsync_before_ack(log.config()),
     );
-    let target = replicated_high_watermark(own, state.replication.isr_follower_leos(&state.isr));
+    let followers = state
+        .replication
+        .isr_follower_leos(&state.isr, log.log_end_offset());
+    let target = replicated_high_watermark(own, followers);
     if target <= old {
         return false;
     }
