@@ -231,7 +231,6 @@ mod tests {
             Some(log),
             &assignment,
             NodeId(1),
-            std::time::Duration::from_secs(30),
         );
         for (base, n, epoch) in batches {
             let mut b = BatchBuilder::new()

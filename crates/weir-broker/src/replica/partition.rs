@@ -153,7 +153,6 @@ impl Partition {
         log: Option<Log>,
         assignment: &PartitionAssignment,
         node: NodeId,
-        lag_time_max: std::time::Duration,
     ) -> Partition {
         let flushed = log.as_ref().map_or(Offset(0), Log::recovery_point);
         let failed = log.is_none() || dir.is_offline();
@@ -166,10 +165,7 @@ impl Partition {
             replicas: Vec::new(),
             isr: Vec::new(),
             leader: None,
-            replication: Replication {
-                lag_time_max,
-                ..Replication::default()
-            },
+            replication: Replication::default(),
             last_flush: Instant::now(),
         };
         // A new partition always takes its first registration (a leader epoch
@@ -201,6 +197,16 @@ impl Partition {
             leo_waiters: WakeList::default(),
             fsyncs: AtomicU64::new(0),
         }
+    }
+
+    /// Sets `replica.lag.time.max.ms` (used by the high watermark and ISR rules).
+    pub(crate) fn with_lag_time_max(mut self, lag: std::time::Duration) -> Partition {
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.replication.lag_time_max = lag;
+        self
     }
 
     /// `<topic>-<partition>`, for log lines and errors.
