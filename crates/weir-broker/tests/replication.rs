@@ -4,6 +4,7 @@
 
 mod replication_support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -362,4 +363,39 @@ async fn a_follower_with_an_epoch_the_leader_never_had_truncates_to_their_common
     assert_eq!(c.segment_bytes(1), bytes);
     assert_eq!(c.segment_bytes(2), bytes);
     assert_eq!(c.status(2).leader_epoch, LeaderEpoch(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_below_the_leaders_log_start_restarts_there() {
+    // Node 3 is a replica outside the ISR, cut off from the start.
+    let c = Cluster::start(3, Duration::from_secs(60)).await;
+    c.node(3).gate.blocked.store(true, Ordering::SeqCst);
+    c.publish(&[topic_record("t"), partition_record(&[1, 2, 3], &[1, 2], 1)])
+        .await;
+    let leader = c.node(1).replicas.clone();
+    for i in 0..3 {
+        in_time(leader.append("t", 0, batch(2, i), Acks::All, LONG))
+            .await
+            .expect("ISR 1 and 2");
+    }
+    let start = leader
+        .delete_records("t", 0, 4)
+        .await
+        .expect("delete records");
+    assert_eq!(start, Offset(4));
+    // Node 2 follows the leader's log start.
+    until("node 2 follows the log start", || {
+        c.status(2).log_start_offset == Offset(4)
+    })
+    .await;
+    // Node 3 comes back with an empty log at 0, below the leader's start: it
+    // restarts its log at 4 and fetches from there, then joins the ISR.
+    assert_eq!(c.status(3).log_end_offset, Offset(0));
+    c.node(3).gate.blocked.store(false, Ordering::SeqCst);
+    until("node 3 caught up from the leader's log start", || {
+        let s = c.status(3);
+        s.log_start_offset == Offset(4) && s.log_end_offset == Offset(6)
+    })
+    .await;
+    until("node 3 in the ISR", || c.status(1).isr.contains(&NodeId(3))).await;
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 use weir_broker::net::CancellationToken;
 use weir_broker::replica::{
-    AlterIsr, BoxFuture, InMemoryLeaders, IsrChannel, IsrUpdate, PartitionStatus, ReplicaConfig,
+    AlterIsr, BoxFuture, EpochEnd, EpochQuery, FetchedPartition, InMemoryLeaders, IsrChannel,
+    IsrUpdate, LeaderClient, PartitionStatus, ReplicaConfig, ReplicaError, ReplicaFetch,
     ReplicaManager,
 };
 use weir_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
@@ -169,8 +171,71 @@ pub fn leader_change(leader: i32, isr: &[i32]) -> MetadataRecord {
     })
 }
 
+/// One follower's way to the leaders: the shared in-memory leaders, unless
+/// blocked (a follower cut off from every leader).
+pub struct Gate {
+    leaders: InMemoryLeaders,
+    pub blocked: AtomicBool,
+}
+
+impl Gate {
+    fn check(&self, leader: NodeId) -> Result<(), ReplicaError> {
+        if self.blocked.load(Ordering::SeqCst) {
+            return Err(ReplicaError::LeaderUnreachable {
+                leader,
+                reason: "blocked by the test".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl LeaderClient for Gate {
+    fn fetch(
+        &self,
+        leader: NodeId,
+        request: ReplicaFetch,
+    ) -> BoxFuture<'_, Result<Vec<FetchedPartition>, ReplicaError>> {
+        Box::pin(async move {
+            self.check(leader)?;
+            let got = self.leaders.fetch(leader, request).await?;
+            self.check(leader)?;
+            Ok(got)
+        })
+    }
+
+    fn offset_for_leader_epoch(
+        &self,
+        leader: NodeId,
+        replica_id: NodeId,
+        queries: Vec<EpochQuery>,
+    ) -> BoxFuture<'_, Result<Vec<EpochEnd>, ReplicaError>> {
+        Box::pin(async move {
+            self.check(leader)?;
+            self.leaders
+                .offset_for_leader_epoch(leader, replica_id, queries)
+                .await
+        })
+    }
+
+    fn log_start_offset(
+        &self,
+        leader: NodeId,
+        replica_id: NodeId,
+        query: EpochQuery,
+    ) -> BoxFuture<'_, Result<Offset, ReplicaError>> {
+        Box::pin(async move {
+            self.check(leader)?;
+            self.leaders
+                .log_start_offset(leader, replica_id, query)
+                .await
+        })
+    }
+}
+
 pub struct Node {
     pub id: NodeId,
+    pub gate: Arc<Gate>,
     pub replicas: ReplicaManager,
     pub shutdown: CancellationToken,
     pub dir: PathBuf,
@@ -211,13 +276,18 @@ impl Cluster {
                 .await
                 .expect("open");
             leaders.insert(NodeId(id), replicas.clone());
+            let gate = Arc::new(Gate {
+                leaders: leaders.clone(),
+                blocked: AtomicBool::new(false),
+            });
             replicas.start_replication(
                 Arc::new(FakeIsr(Arc::clone(&controller))),
-                Arc::new(leaders.clone()),
+                Arc::clone(&gate) as Arc<dyn LeaderClient>,
             );
             replicas.spawn_image_listener(controller.subscribe());
             nodes.push(Node {
                 id: NodeId(id),
+                gate,
                 replicas,
                 shutdown,
                 dir: dir.path().to_path_buf(),
