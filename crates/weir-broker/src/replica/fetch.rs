@@ -2,7 +2,9 @@
 //!
 //! A consumer reads below the high watermark (read_committed: below the last stable
 //! offset, which equals it until transactions exist); a replica fetcher (a request
-//! with `replica_id >= 0`) reads to the log end. Every read returns whole stored
+//! with `replica_id >= 0`) reads to the log end, and its fetch offset tells the
+//! leader how far that follower got (`leader.rs`: high watermark, ISR). Every
+//! answer carries the high watermark, which is how followers learn it. Every read returns whole stored
 //! batches. The response is limited to `max_bytes` over all partitions and to each
 //! partition's `partition_max_bytes`, except that the first batch of the first
 //! partition with data is returned whole even when larger (KIP-74), so a consumer

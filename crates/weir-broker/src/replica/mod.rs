@@ -57,7 +57,8 @@
 //! # Durability and the high watermark
 //!
 //! Weir's default `log.flush.interval.messages=1` makes every topic fsync-before-ack:
-//! an acks=all produce is answered once its data is fsynced, by a per-partition
+//! an acks=all produce is answered once its data is fsynced (on the leader; and, in
+//! a cluster, once every ISR member has it), by a per-partition
 //! flusher that commits in groups (`flusher.rs`); consumers read only fsynced data.
 //! A topic that raises `flush.messages` above 1 trades that for page-cache speed,
 //! as in Kafka: acks=all is answered after the write, consumers read up to the log
