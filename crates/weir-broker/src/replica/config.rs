@@ -93,12 +93,12 @@ impl ReplicaConfig {
             ),
             checkpoint_interval: Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS),
             producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
-            replica_lag_time_max: Duration::from_millis(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
-            replica_fetch_max_bytes: DEFAULT_REPLICA_FETCH_MAX_BYTES,
-            replica_fetch_response_max_bytes: DEFAULT_REPLICA_FETCH_RESPONSE_MAX_BYTES,
-            replica_fetch_wait_max: Duration::from_millis(DEFAULT_REPLICA_FETCH_WAIT_MAX_MS),
-            replica_fetch_min_bytes: DEFAULT_REPLICA_FETCH_MIN_BYTES,
-            replica_fetch_backoff: Duration::from_millis(DEFAULT_REPLICA_FETCH_BACKOFF_MS),
+            replica_lag_time_max: Duration::from_millis(broker.replica_lag_time_max_ms.max(1)),
+            replica_fetch_max_bytes: broker.replica_fetch_max_bytes,
+            replica_fetch_response_max_bytes: broker.replica_fetch_response_max_bytes,
+            replica_fetch_wait_max: Duration::from_millis(broker.replica_fetch_wait_max_ms),
+            replica_fetch_min_bytes: broker.replica_fetch_min_bytes,
+            replica_fetch_backoff: Duration::from_millis(broker.replica_fetch_backoff_ms),
             flush_gate: None,
         }
     }
