@@ -1,0 +1,152 @@
+//! Controller requests as values, and their encoding for forwarding.
+//!
+//! Every controller operation is a [`Request`] answered by a [`Response`]. The
+//! controller thread executes them; a handle on a node that is not the active
+//! controller encodes the request (postcard over serde: compact, and decoding
+//! bounded by the bytes at hand) and sends it through the `ControllerTransport` to
+//! the active one, whose `ForwardedRequestHandler` decodes, executes and encodes the
+//! reply. The encoding is private to this crate: both ends run the same build.
+
+use serde::{Deserialize, Serialize};
+
+use super::cluster_types::{
+    AlterPartition, BrokerRegistration, ElectionType, Heartbeat, HeartbeatReply,
+    OngoingReassignment, PartitionResult, PartitionState, ProducerIdBlock, Reassignment,
+    TopicPartition,
+};
+use super::types::{
+    AlterConfigsResult, AlterTopicConfigs, ApiError, CreatePartitions, CreatePartitionsResult,
+    CreateTopic, CreateTopicResult, DeleteTopicResult, IncrementalAlterTopicConfigs, TopicRef,
+};
+use crate::error::{MetadataError, Result};
+
+/// One controller operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Request {
+    CreateTopics(Vec<CreateTopic>, bool),
+    AutoCreateTopics(Vec<String>),
+    DeleteTopics(Vec<TopicRef>),
+    CreatePartitions(Vec<CreatePartitions>, bool),
+    AlterConfigs(Vec<AlterTopicConfigs>, bool),
+    IncrementalAlterConfigs(Vec<IncrementalAlterTopicConfigs>, bool),
+    RegisterBroker(BrokerRegistration),
+    Heartbeat(Heartbeat),
+    AlterPartition(AlterPartition),
+    ElectLeaders(ElectionType, Option<Vec<TopicPartition>>),
+    AlterReassignments(Vec<Reassignment>),
+    ListReassignments(Option<Vec<TopicPartition>>),
+    AllocateProducerIds(i32, i64),
+}
+
+/// The answer to a [`Request`] of the same name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Response {
+    CreateTopics(Vec<CreateTopicResult>),
+    DeleteTopics(Vec<DeleteTopicResult>),
+    CreatePartitions(Vec<CreatePartitionsResult>),
+    AlterConfigs(Vec<AlterConfigsResult>),
+    RegisterBroker(Result<i64, ApiError>),
+    Heartbeat(Result<HeartbeatReply, ApiError>),
+    AlterPartition(Result<PartitionState, ApiError>),
+    PartitionResults(Vec<PartitionResult>),
+    ListReassignments(Vec<OngoingReassignment>),
+    AllocateProducerIds(Result<ProducerIdBlock, ApiError>),
+}
+
+/// A controller failure as it travels back to the forwarding node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum WireError {
+    /// The receiver is not the active controller (any more).
+    NotController(Option<i32>),
+    /// Any other failure, as its message.
+    Failed(String),
+}
+
+pub(crate) fn encode_request(request: &Request) -> Result<Vec<u8>> {
+    postcard::to_allocvec(request).map_err(|e| MetadataError::Config(format!("encode: {e}")))
+}
+
+pub(crate) fn decode_request(bytes: &[u8]) -> std::result::Result<Request, String> {
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+pub(crate) fn encode_reply(reply: &Result<Response>) -> Vec<u8> {
+    let wire: std::result::Result<&Response, WireError> = match reply {
+        Ok(r) => Ok(r),
+        Err(MetadataError::NotController { leader }) => {
+            Err(WireError::NotController(leader.map(|n| n.get())))
+        }
+        Err(e) => Err(WireError::Failed(e.to_string())),
+    };
+    // A Response always encodes (no maps with non-string keys, no unsized data); an
+    // empty reply makes the caller report a transport error rather than hang.
+    postcard::to_allocvec(&wire).unwrap_or_default()
+}
+
+pub(crate) fn decode_reply(node: weir_types::NodeId, bytes: &[u8]) -> Result<Response> {
+    let wire: std::result::Result<Response, WireError> =
+        postcard::from_bytes(bytes).map_err(|e| MetadataError::Transport {
+            node,
+            reason: format!("undecodable reply: {e}"),
+        })?;
+    wire.map_err(|e| match e {
+        WireError::NotController(leader) => MetadataError::NotController {
+            leader: leader.map(weir_types::NodeId),
+        },
+        WireError::Failed(reason) => MetadataError::Transport { node, reason },
+    })
+}
+
+/// Serde for `weir_types::ErrorCode`, as its wire value.
+pub(crate) mod error_code {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use weir_types::ErrorCode;
+
+    pub(crate) fn serialize<S: Serializer>(
+        c: &ErrorCode,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_i16(c.code())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<ErrorCode, D::Error> {
+        i16::deserialize(d).map(ErrorCode::from_code)
+    }
+}
+
+/// Serde for topic ids, as their 16 bytes.
+pub(crate) mod uuid {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use weir_protocol::Uuid;
+
+    pub(crate) fn serialize<S: Serializer>(u: &Uuid, s: S) -> std::result::Result<S::Ok, S::Error> {
+        u.0.serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Uuid, D::Error> {
+        <[u8; 16]>::deserialize(d).map(Uuid)
+    }
+}
+
+/// Serde for node ids, as their i32.
+pub(crate) mod node_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use weir_types::NodeId;
+
+    pub(crate) fn serialize<S: Serializer>(
+        n: &NodeId,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_i32(n.get())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<NodeId, D::Error> {
+        i32::deserialize(d).map(NodeId)
+    }
+}
