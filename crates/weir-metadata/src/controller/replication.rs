@@ -127,15 +127,15 @@ fn reassignment_target(p: &PartitionImage) -> Option<Vec<NodeId>> {
     )
 }
 
+/// A partition of the image, or why it is not one.
+type Found<'a> = Result<(&'a TopicImage, &'a PartitionImage), ApiError>;
+
 /// The partitions a request names (`None`: every partition of every topic),
 /// resolved against the image; unknown ones get UNKNOWN_TOPIC_OR_PARTITION.
 fn resolve<'a>(
     image: &'a MetadataImage,
     partitions: Option<&[TopicPartition]>,
-) -> Vec<(
-    TopicPartition,
-    Result<(&'a TopicImage, &'a PartitionImage), ApiError>,
-)> {
+) -> Vec<(TopicPartition, Found<'a>)> {
     match partitions {
         None => image
             .topics_by_name()
