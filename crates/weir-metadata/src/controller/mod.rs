@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use weir_types::{ErrorCode, NodeId};
+use weir_types::NodeId;
 
 pub use cluster_types::{
     AlterPartition, BrokerRegistration, ElectionType, Heartbeat, HeartbeatReply,
@@ -447,25 +447,24 @@ impl Controller {
         request: &Request,
     ) -> Result<Response> {
         let bytes = codec::encode_request(request)?;
-        let reply = transport.call(node, bytes).await?;
+        // A call that never returns (a peer that stopped answering) must not hold
+        // the request past its deadline.
+        let reply = tokio::time::timeout(self.request_timeout, transport.call(node, bytes))
+            .await
+            .map_err(|_| MetadataError::Transport {
+                node,
+                reason: "no reply within the request timeout".into(),
+            })??;
         codec::decode_reply(node, &reply)
     }
 }
 
-/// A broker-facing answer with controller failures as Kafka error codes: no active
-/// controller is NOT_CONTROLLER, a failed forward REQUEST_TIMED_OUT, anything else
-/// UNKNOWN_SERVER_ERROR.
+/// A broker-facing answer with controller failures as Kafka error codes (see
+/// [`MetadataError::error_code`]).
 fn flatten<T>(
     outcome: Result<std::result::Result<T, ApiError>>,
 ) -> std::result::Result<T, ApiError> {
-    outcome.unwrap_or_else(|e| {
-        let code = match e {
-            MetadataError::NotController { .. } => ErrorCode::NotController,
-            MetadataError::Transport { .. } => ErrorCode::RequestTimedOut,
-            _ => ErrorCode::UnknownServerError,
-        };
-        Err(ApiError::new(code, e.to_string()))
-    })
+    outcome.unwrap_or_else(|e| Err(ApiError::new(e.error_code(), e.to_string())))
 }
 
 /// Sends a tick to the controller thread every `interval` until it stops (a weak
