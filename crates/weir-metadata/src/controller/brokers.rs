@@ -145,14 +145,17 @@ pub(crate) fn register(
             format!("invalid broker id {}", reg.node),
         ));
     }
-    let mut records = Vec::new();
+    // The registration goes first in its batch: its offset is the broker epoch, and
+    // the first record of a batch is at `next_offset` both in the local log (one
+    // offset per record) and in Raft (one offset, the entry's index, per batch).
+    let mut records = vec![registration_record(reg, next_offset, true)];
     if let Some(existing) = image.broker(reg.node) {
         if existing.incarnation_id == reg.incarnation_id {
             // A retry of the same process's registration: same epoch, unless what it
             // registers changed.
             if existing.endpoints == reg.listeners && existing.rack == reg.rack {
                 sessions.touch(reg.node, now);
-                return Ok((records, existing.epoch));
+                return Ok((Vec::new(), existing.epoch));
             }
         } else if sessions.is_live(reg.node, now, timeout) {
             return Err(ApiError::new(
@@ -174,10 +177,8 @@ pub(crate) fn register(
             );
         }
     }
-    let epoch = next_offset + records.len() as i64;
-    records.push(registration_record(reg, epoch, true));
     sessions.touch(reg.node, now);
-    Ok((records, epoch))
+    Ok((records, next_offset))
 }
 
 /// The registered broker `node` at `epoch`, or the error Kafka answers.

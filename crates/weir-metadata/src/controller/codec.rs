@@ -21,7 +21,7 @@ use super::types::{
 use crate::error::{MetadataError, Result};
 
 /// One controller operation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Request {
     CreateTopics(Vec<CreateTopic>, bool),
     AutoCreateTopics(Vec<String>),
@@ -39,7 +39,7 @@ pub(crate) enum Request {
 }
 
 /// The answer to a [`Request`] of the same name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Response {
     CreateTopics(Vec<CreateTopicResult>),
     DeleteTopics(Vec<DeleteTopicResult>),
@@ -148,5 +148,129 @@ pub(crate) mod node_id {
         d: D,
     ) -> std::result::Result<NodeId, D::Error> {
         i32::deserialize(d).map(NodeId)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use weir_protocol::Uuid;
+    use weir_types::{ErrorCode, NodeId};
+
+    use super::*;
+    use crate::controller::types::{AlterConfigOp, ConfigOp, ReplicaAssignment};
+
+    fn tp() -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition: 3,
+        }
+    }
+
+    #[test]
+    fn requests_and_replies_survive_the_trip() {
+        let requests = vec![
+            Request::CreateTopics(
+                vec![CreateTopic {
+                    name: "t".into(),
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: vec![ReplicaAssignment {
+                        partition_index: 0,
+                        broker_ids: vec![1, 2],
+                    }],
+                    configs: vec![("a".into(), None), ("b".into(), Some("1".into()))],
+                }],
+                true,
+            ),
+            Request::DeleteTopics(vec![
+                TopicRef::Id(Uuid([7; 16])),
+                TopicRef::Name("x".into()),
+            ]),
+            Request::IncrementalAlterConfigs(
+                vec![IncrementalAlterTopicConfigs {
+                    topic: "t".into(),
+                    ops: vec![ConfigOp {
+                        name: "n".into(),
+                        op: AlterConfigOp::Subtract,
+                        value: None,
+                    }],
+                }],
+                false,
+            ),
+            Request::Heartbeat(Heartbeat {
+                node: NodeId(4),
+                broker_epoch: i64::MAX,
+                current_metadata_offset: -1,
+                want_fence: true,
+                want_shut_down: false,
+            }),
+            Request::AlterPartition(AlterPartition {
+                broker_id: NodeId(1),
+                broker_epoch: 9,
+                topic_id: Uuid([1; 16]),
+                partition: 0,
+                leader_epoch: 2,
+                partition_epoch: 3,
+                new_isr: vec![1, 2],
+            }),
+            Request::ElectLeaders(ElectionType::Unclean, Some(vec![tp()])),
+            Request::AlterReassignments(vec![Reassignment {
+                partition: tp(),
+                replicas: None,
+            }]),
+            Request::AllocateProducerIds(1, 5),
+        ];
+        for r in requests {
+            let bytes = encode_request(&r).unwrap();
+            assert_eq!(decode_request(&bytes).unwrap(), r);
+        }
+        let replies = vec![
+            Response::CreateTopics(vec![CreateTopicResult {
+                name: "t".into(),
+                error: ApiError::new(ErrorCode::TopicAlreadyExists, "exists"),
+                topic_id: Uuid([2; 16]),
+                num_partitions: 1,
+                replication_factor: 1,
+                configs: BTreeMap::from([("k".into(), "v".into())]),
+            }]),
+            Response::Heartbeat(Err(ApiError::from_code(ErrorCode::StaleBrokerEpoch))),
+            Response::PartitionResults(vec![PartitionResult {
+                partition: tp(),
+                error: ApiError::from_code(ErrorCode::Other(9999)),
+            }]),
+        ];
+        for r in replies {
+            let bytes = encode_reply(&Ok(r.clone()));
+            assert_eq!(decode_reply(NodeId(1), &bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn failures_travel_as_errors() {
+        let not = encode_reply(&Err(MetadataError::NotController {
+            leader: Some(NodeId(3)),
+        }));
+        assert!(matches!(
+            decode_reply(NodeId(1), &not),
+            Err(MetadataError::NotController {
+                leader: Some(NodeId(3))
+            })
+        ));
+        let other = encode_reply(&Err(MetadataError::LogFailed));
+        assert!(matches!(
+            decode_reply(NodeId(1), &other),
+            Err(MetadataError::Transport { .. })
+        ));
+        // Garbage is an error value, never a panic or a huge allocation.
+        for junk in [
+            &[][..],
+            &[0xff; 3][..],
+            &[3, 0xff, 0xff, 0xff, 0xff, 0x0f][..],
+        ] {
+            assert!(decode_request(junk).is_err());
+            assert!(decode_reply(NodeId(1), junk).is_err());
+        }
     }
 }

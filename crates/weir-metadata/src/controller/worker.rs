@@ -353,6 +353,10 @@ impl Worker {
                 feature_level: METADATA_VERSION_LEVEL,
             }));
         }
+        // Its own batch: the registration below must be first in its batch (see
+        // `brokers::register`).
+        self.commit(std::mem::take(&mut records), false)?;
+        let image = self.journal.image();
         let node = self.config.node_id;
         let current = image.broker(node);
         let unchanged = current.is_some_and(|b| {
@@ -360,7 +364,7 @@ impl Worker {
         });
         if !listeners.is_empty() && !unchanged {
             // Kafka's broker epoch is the offset of the registration record.
-            let epoch = self.journal.next_offset().plus(records.len() as i64).get();
+            let epoch = self.journal.next_offset().get();
             let reg = BrokerRegistration {
                 node,
                 incarnation_id: self.ids.next_uuid(),

@@ -176,6 +176,8 @@ async fn registration_epochs_and_duplicates() {
     let clock = FakeClock::new();
     let c = start(dir.path(), &clock).await;
     let epoch = join(&c, 1, None).await;
+    let e2 = join(&c, 2, None).await;
+    create_ok(&c, vec![manual("t", &[&[1, 2]])]).await;
     // The same incarnation again (a retry) gets its epoch back and writes nothing.
     let offset = c.image().offset();
     assert_eq!(c.register_broker(reg(1, None)).await.unwrap(), epoch);
@@ -191,9 +193,15 @@ async fn registration_epochs_and_duplicates() {
 
     // Once the session expired, the restart registers with a new, fenced epoch.
     clock.advance(9_001);
+    beat(&c, 2, e2).await;
     let new_epoch = c.register_broker(other).await.unwrap();
     assert!(new_epoch > epoch);
     assert!(c.image().broker(NodeId(1)).unwrap().fenced);
+    // The old incarnation's leadership moved in the same batch, after the
+    // registration record, whose offset is the epoch.
+    let p = part(&c, "t", 0);
+    assert_eq!((p.leader, ids(&p.isr)), (Some(NodeId(2)), vec![2]));
+    assert_eq!(c.image().offset().get(), new_epoch + 1);
     // The old epoch is stale now.
     let err = c.broker_heartbeat(hb(1, epoch, 100)).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::StaleBrokerEpoch);
