@@ -633,3 +633,27 @@ async fn producer_id_blocks_are_never_reused() {
     let next = c.allocate_producer_ids(NodeId(1), e1).await.unwrap();
     assert_eq!(next.first_id, 2000);
 }
+
+#[tokio::test]
+async fn the_local_broker_of_a_single_node_is_never_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new();
+    let config = ControllerConfig {
+        listeners: listener(9092),
+        ..cluster_config(Arc::clone(&clock))
+    };
+    let c = Controller::open(dir.path(), config).unwrap();
+    let e2 = join(&c, 2, None).await;
+    clock.advance(60_000);
+    c.tick().await.unwrap();
+    let image = c.image();
+    assert!(
+        !image.broker(NodeId(1)).unwrap().fenced,
+        "kept alive by its controller"
+    );
+    assert!(
+        image.broker(NodeId(2)).unwrap().fenced,
+        "no heartbeat for 60 s"
+    );
+    let _ = e2;
+}
