@@ -108,6 +108,15 @@ pub enum MetadataError {
         /// What went wrong.
         reason: String,
     },
+    /// The active controller on another node failed the forwarded request (its
+    /// disk, say); not retried.
+    #[error("controller on node {node} failed the request: {reason}")]
+    Remote {
+        /// The node that failed it.
+        node: weir_types::NodeId,
+        /// Its error, as text.
+        reason: String,
+    },
 }
 
 impl MetadataError {

@@ -93,7 +93,7 @@ pub(crate) fn decode_reply(node: weir_types::NodeId, bytes: &[u8]) -> Result<Res
         WireError::NotController(leader) => MetadataError::NotController {
             leader: leader.map(weir_types::NodeId),
         },
-        WireError::Failed(reason) => MetadataError::Transport { node, reason },
+        WireError::Failed(reason) => MetadataError::Remote { node, reason },
     })
 }
 
@@ -261,7 +261,7 @@ mod tests {
         let other = encode_reply(&Err(MetadataError::LogFailed));
         assert!(matches!(
             decode_reply(NodeId(1), &other),
-            Err(MetadataError::Transport { .. })
+            Err(MetadataError::Remote { .. })
         ));
         // Garbage is an error value, never a panic or a huge allocation.
         for junk in [

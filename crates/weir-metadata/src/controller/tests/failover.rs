@@ -234,3 +234,30 @@ async fn broker_lifecycle_registers_unfences_and_shuts_down() {
     assert!(c.image().broker(NodeId(5)).unwrap().in_controlled_shutdown);
     lifecycle.stop();
 }
+
+#[tokio::test]
+async fn the_controller_ticks_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ControllerConfig {
+        listeners: vec![],
+        session_timeout: Duration::from_millis(200),
+        tick_interval: Duration::from_millis(20),
+        ..config()
+    };
+    let c = Controller::open(dir.path(), config).unwrap();
+    let epoch = c.register_broker(reg(3, None)).await.unwrap();
+    let reply = c
+        .broker_heartbeat(hb(3, epoch, c.image().offset().get()))
+        .await
+        .unwrap();
+    assert!(!reply.is_fenced);
+    // No more heartbeats: the periodic tick fences the broker.
+    let mut images = c.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        images.wait_for(|i| i.broker(NodeId(3)).is_some_and(|b| b.fenced)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
