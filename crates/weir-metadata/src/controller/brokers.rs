@@ -302,3 +302,26 @@ pub(crate) fn leads_any(image: &MetadataImage, node: NodeId) -> bool {
         .topics()
         .any(|t| t.partitions.iter().any(|p| p.leader == Some(node)))
 }
+
+/// UnregisterBroker: the registration goes, after its leadership (as for fencing).
+pub(crate) fn unregister(
+    image: &MetadataImage,
+    node: NodeId,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let broker = image.broker(node).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BrokerIdNotRegistered,
+            format!("Broker {node} is not registered."),
+        )
+    })?;
+    let mut records = fence(image, broker);
+    // `fence` ends with the fencing record, which the unregistration replaces.
+    records.pop();
+    records.push(MetadataRecord::UnregisterBroker(
+        weir_protocol::messages::UnregisterBrokerRecord {
+            broker_id: node.get(),
+            broker_epoch: broker.epoch,
+        },
+    ));
+    Ok(records)
+}

@@ -36,6 +36,7 @@ pub(crate) enum Request {
     AlterReassignments(Vec<Reassignment>),
     ListReassignments(Option<Vec<TopicPartition>>),
     AllocateProducerIds(i32, i64),
+    UnregisterBroker(i32),
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -51,6 +52,7 @@ pub(crate) enum Response {
     PartitionResults(Vec<PartitionResult>),
     ListReassignments(Vec<OngoingReassignment>),
     AllocateProducerIds(Result<ProducerIdBlock, ApiError>),
+    UnregisterBroker(Result<(), ApiError>),
 }
 
 /// A controller failure as it travels back to the forwarding node.

@@ -363,6 +363,15 @@ impl Controller {
         ))
     }
 
+    /// UnregisterBroker: removes `node`'s registration (its leadership moves away
+    /// first, as when it is fenced). BROKER_ID_NOT_REGISTERED if it has none.
+    pub async fn unregister_broker(&self, node: NodeId) -> std::result::Result<(), ApiError> {
+        flatten(expect!(
+            self.request(Request::UnregisterBroker(node.get())).await,
+            UnregisterBroker
+        ))
+    }
+
     /// (Re-)registers the local broker of a single node with its listeners — e.g.
     /// once the listener is bound and its port known. A registration equal to the
     /// current one writes nothing. The controller keeps this broker's session alive.

@@ -208,6 +208,16 @@ impl Worker {
             Request::ListReassignments(partitions) => Response::ListReassignments(
                 replication::list_reassignments(&image, partitions.as_deref()),
             ),
+            Request::UnregisterBroker(node) => {
+                let outcome = match brokers::unregister(&image, NodeId(node)) {
+                    Ok(records) => {
+                        self.commit(records, false)?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                Response::UnregisterBroker(outcome)
+            }
             Request::AllocateProducerIds(broker, epoch) => {
                 let outcome = match replication::allocate_producer_ids(&image, broker, epoch) {
                     Ok((record, block)) => {

@@ -657,3 +657,18 @@ async fn the_local_broker_of_a_single_node_is_never_fenced() {
     );
     let _ = e2;
 }
+
+#[tokio::test]
+async fn unregistering_a_broker_moves_its_leadership_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), &FakeClock::new()).await;
+    join(&c, 1, None).await;
+    join(&c, 2, None).await;
+    create_ok(&c, vec![manual("t", &[&[1, 2]])]).await;
+    c.unregister_broker(NodeId(1)).await.unwrap();
+    assert!(c.image().broker(NodeId(1)).is_none());
+    let p = part(&c, "t", 0);
+    assert_eq!((p.leader, ids(&p.isr)), (Some(NodeId(2)), vec![2]));
+    let err = c.unregister_broker(NodeId(1)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::BrokerIdNotRegistered);
+}
