@@ -28,6 +28,7 @@ pub mod controller;
 pub mod delta;
 mod error;
 pub mod image;
+mod image_records;
 pub mod journal;
 pub mod log;
 pub mod meta_properties;
