@@ -336,6 +336,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let result = self
             .mutate(move |inner| {
                 let now_ms = inner.clock.now_ms();
+                // An empty log may be handed entries that start later (a node that
+                // joins a log whose start is gone): it starts there.
+                let first = Offset(entries[0].log_id.index as i64);
+                if inner.last_log.is_none() && first > inner.log.log_end_offset() {
+                    inner
+                        .log
+                        .truncate_fully_and_start_at(first)
+                        .map_err(|e| e.to_string())?;
+                }
+                // openraft truncates a conflicting tail before it appends over it;
+                // should it not, overwrite rather than fail (Raft's own rule).
+                if first < inner.log.log_end_offset() {
+                    tracing::warn!(
+                        first = first.get(),
+                        log_end_offset = inner.log.log_end_offset().get(),
+                        "raft log: an append overlaps the log; truncating the tail it replaces"
+                    );
+                    inner.log.truncate_to(first).map_err(|e| e.to_string())?;
+                }
                 let mut last = None;
                 for e in &entries {
                     let batch: Bytes = encode_entry(e, now_ms)?;
