@@ -27,7 +27,7 @@ impl ForwardedRequestHandler for Echo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_controller_call_reaches_the_handler_of_another_node() {
-    let c = Cluster::start(3, 1000).await;
+    let mut c = Cluster::start(3, 1000).await;
     let (a, b, third) = (NodeId(1), NodeId(2), NodeId(3));
     c.nodes[&b].set_forwarded_handler(Arc::new(Echo(2)));
     let transport = c.nodes[&a].transport();
@@ -51,6 +51,16 @@ async fn a_controller_call_reaches_the_handler_of_another_node() {
     );
     // A node that is not a voter is an error, not a hang.
     assert!(transport.call(NodeId(9), vec![]).await.is_err());
+
+    // The callee restarts: the pooled connection to its old process is not reused,
+    // so the first call after the restart succeeds.
+    c.stop(b).await;
+    c.restart(b).await;
+    c.nodes[&b].set_forwarded_handler(Arc::new(Echo(2)));
+    assert_eq!(
+        transport.call(b, b"up".to_vec()).await.unwrap(),
+        b"node 2: pu"
+    );
     c.shutdown().await;
 }
 

@@ -150,7 +150,7 @@ impl Peers {
     fn take_idle(&self, peer: &Peer) -> Option<TcpStream> {
         let mut idle = peer.idle.lock().ok()?;
         while let Some((s, since)) = idle.pop() {
-            if since.elapsed() < POOL_IDLE_MAX {
+            if since.elapsed() < POOL_IDLE_MAX && still_open(&s) {
                 return Some(s);
             }
         }
@@ -175,6 +175,15 @@ impl Peers {
             .map_err(|e| CallError::Unreachable(format!("hello to {}: {e}", peer.addr)))?;
         Ok(stream)
     }
+}
+
+/// Whether an idle pooled connection is still usable: nothing to read (a closed
+/// or restarted peer shows up as end-of-file or a reset). Checked before reuse, so a
+/// request is never sent on a connection known to be dead — a controller call is not
+/// retried, since it may not be idempotent.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// Writes one request frame and reads its reply.
