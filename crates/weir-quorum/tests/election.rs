@@ -17,6 +17,9 @@ async fn three_nodes_elect_one_leader_and_every_image_gets_the_change() {
         .map(|q| q.node_id())
         .collect();
     assert_eq!(leaders, vec![leader], "exactly one node thinks it leads");
+    for q in c.nodes.values() {
+        assert_eq!(*q.journal().active_controller().borrow(), Some(leader));
+    }
 
     let journal = c.nodes[&leader].journal();
     let next = journal.next_offset();
@@ -70,5 +73,38 @@ async fn three_nodes_elect_one_leader_and_every_image_gets_the_change() {
         .unwrap_err();
     assert!(matches!(err, MetadataError::Replay { .. }), "{err}");
     assert_eq!(c.nodes[&leader].journal().next_offset(), before);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_directory_of_another_cluster_or_node_is_refused() {
+    let mut c = Cluster::start(3, 1000).await;
+    c.create_topic("t", 1).await;
+    c.stop(NodeId(1)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut other = c.config(NodeId(1));
+    other.cluster_id = Some("another-cluster".into());
+    let err = weir_quorum::Quorum::start(other, listener)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, weir_quorum::QuorumError::Identity { .. }),
+        "{err}"
+    );
+    // Node 2's directory under node 1's id.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut swapped = c.config(NodeId(1));
+    swapped.data_dir = c.dir(NodeId(2));
+    let err = weir_quorum::Quorum::start(swapped, listener)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, weir_quorum::QuorumError::Identity { .. }),
+        "{err}"
+    );
+    // The right directory still starts, and the node catches up.
+    c.restart(NodeId(1)).await;
+    let image = c.create_topic("u", 2).await;
+    c.converged(image.offset().get()).await;
     c.shutdown().await;
 }
