@@ -34,6 +34,9 @@ pub struct QuorumJournal {
     pub(crate) activation_timeout: Duration,
     /// How long `append` waits for commit and apply.
     pub(crate) append_timeout: Duration,
+    /// The largest encoded change accepted: half a frame, so an entry always fits
+    /// in one AppendEntries with room for the envelope.
+    pub(crate) max_change_bytes: usize,
 }
 
 impl std::fmt::Debug for QuorumJournal {
@@ -64,6 +67,11 @@ impl QuorumJournal {
             .iter()
             .map(|r| r.encode().map(|b| b.to_vec()))
             .collect::<Result<Vec<_>, _>>()?;
+        let bytes: usize = encoded.iter().map(|r| r.len() + 5).sum();
+        if bytes > self.max_change_bytes {
+            // Replication could never carry it: refuse it before it is written.
+            return Err(MetadataError::TooManyRecords(records.len()));
+        }
         let change = ControllerChange {
             records: encoded,
             time_ms: SystemClock.now_ms(),

@@ -46,4 +46,3 @@ pub use config::QuorumConfig;
 pub use error::QuorumError;
 pub use journal::QuorumJournal;
 pub use quorum::{Quorum, METADATA_LOG_DIR};
-pub use types::{ApplyOutcome, ControllerChange, TypeConfig};

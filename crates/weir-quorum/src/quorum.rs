@@ -150,6 +150,7 @@ impl Quorum {
             active,
             activation_timeout: config.election_timeout_max * 2,
             append_timeout: config.append_timeout,
+            max_change_bytes: config.max_frame_bytes / 2,
         };
         Ok(Quorum {
             node_id: config.node_id,

@@ -13,7 +13,7 @@ use weir_types::NodeId;
 
 openraft::declare_raft_types!(
     /// The quorum's openraft types.
-    pub TypeConfig:
+    pub(crate) TypeConfig:
         D = ControllerChange,
         R = ApplyOutcome,
         NodeId = u64,
@@ -39,21 +39,21 @@ pub(crate) type SnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
 /// One controller change: the records of one `MetadataJournal::append`, each encoded
 /// with `MetadataRecord::encode`, applied atomically at the entry's log index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ControllerChange {
+pub(crate) struct ControllerChange {
     /// The encoded records, in order.
-    pub records: Vec<Vec<u8>>,
+    pub(crate) records: Vec<Vec<u8>>,
     /// The leader's wall clock when it appended the change, in ms since the epoch;
     /// becomes the image's `last_log_time_ms`.
-    pub time_ms: i64,
+    pub(crate) time_ms: i64,
 }
 
 /// What applying an entry did, returned to the writer by `client_write`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApplyOutcome {
+pub(crate) struct ApplyOutcome {
     /// `None` when the change was applied; otherwise why it was skipped (a record
     /// that does not decode or replay: a bug in the writer, logged loudly on every
     /// node).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Weir's node id as openraft's.

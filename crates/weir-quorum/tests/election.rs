@@ -108,3 +108,25 @@ async fn a_directory_of_another_cluster_or_node_is_refused() {
     c.converged(image.offset().get()).await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_voter_quorum_works_and_refuses_changes_too_large_to_replicate() {
+    let c = Cluster::start_with(1, 1000, 64 << 10).await;
+    let leader = c.leader().await;
+    assert_eq!(leader, NodeId(1));
+    let journal = c.nodes[&leader].journal();
+    let image = c.create_topic("small", 1).await;
+    assert!(image.topic("small").is_some());
+    let before = journal.next_offset();
+    let mut big = Vec::new();
+    for i in 0..400u32 {
+        big.extend(topic_change(
+            &format!("topic-with-a-long-name-{i:05}"),
+            1000 + i,
+        ));
+    }
+    let err = journal.append_async(big).await.unwrap_err();
+    assert!(matches!(err, MetadataError::TooManyRecords(800)), "{err}");
+    assert_eq!(journal.next_offset(), before, "nothing was written");
+    c.shutdown().await;
+}

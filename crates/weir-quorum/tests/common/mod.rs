@@ -33,11 +33,17 @@ pub struct Cluster {
     pub addrs: BTreeMap<NodeId, SocketAddr>,
     pub nodes: BTreeMap<NodeId, Quorum>,
     pub snapshot_threshold: u64,
+    pub max_frame_bytes: usize,
 }
 
 impl Cluster {
     /// Binds three listeners on port 0 and starts a node on each.
     pub async fn start(n: i32, snapshot_threshold: u64) -> Cluster {
+        Cluster::start_with(n, snapshot_threshold, 32 << 20).await
+    }
+
+    /// [`Cluster::start`] with a frame cap.
+    pub async fn start_with(n: i32, snapshot_threshold: u64, max_frame_bytes: usize) -> Cluster {
         init_tracing();
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -51,6 +57,7 @@ impl Cluster {
             addrs,
             nodes: BTreeMap::new(),
             snapshot_threshold,
+            max_frame_bytes,
         };
         for (id, l) in listeners {
             let q = Quorum::start(c.config(id), l).await.unwrap();
@@ -74,6 +81,7 @@ impl Cluster {
         c.election_timeout_max = Duration::from_millis(600);
         c.heartbeat_interval = Duration::from_millis(50);
         c.snapshot_threshold = self.snapshot_threshold;
+        c.max_frame_bytes = self.max_frame_bytes;
         c
     }
 
