@@ -56,13 +56,21 @@ async fn three_nodes_elect_one_leader_and_every_image_gets_the_change() {
     assert_eq!(c.nodes[&follower].journal().next_offset(), before);
     assert!(c.nodes[&leader].image().topic("nope").is_none());
 
-    // The blocking append works from a plain thread on the leader.
+    // The blocking append works from a plain OS thread (the controller's) on the
+    // leader, and from tokio's blocking pool.
     let mut lj = c.nodes[&leader].journal();
-    let image = tokio::task::spawn_blocking(move || lj.append(&topic_change("blocking", 3)))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lj.append(&topic_change("blocking", 3)));
+    });
+    let image = rx.await.unwrap().unwrap();
+    assert!(image.topic("blocking").is_some());
+    let mut lj = c.nodes[&leader].journal();
+    let image = tokio::task::spawn_blocking(move || lj.append(&topic_change("pooled", 4)))
         .await
         .unwrap()
         .unwrap();
-    assert!(image.topic("blocking").is_some());
+    assert!(image.topic("pooled").is_some());
 
     // A change that does not apply is refused before it is written.
     let before = c.nodes[&leader].journal().next_offset();
