@@ -355,8 +355,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     );
                     inner.log.truncate_to(first).map_err(|e| e.to_string())?;
                 }
-                let mut last = None;
+                let mut last: Option<LogId> = None;
                 for e in &entries {
+                    // Raft's log invariants (a violation is a bug in openraft's use of
+                    // the store; checked in release builds too).
+                    if let Some(prev) = last {
+                        assert!(
+                            e.log_id.index == prev.index + 1
+                                && e.log_id.leader_id.term >= prev.leader_id.term,
+                            "raft log append out of order: {prev} then {}",
+                            e.log_id
+                        );
+                    }
                     let batch: Bytes = encode_entry(e, now_ms)?;
                     inner
                         .log

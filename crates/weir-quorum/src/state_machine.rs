@@ -263,6 +263,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
+            // Entries apply once each, in order (checked in release builds too).
+            assert!(
+                self.last_applied.is_none_or(|l| l.index < log_id.index),
+                "apply of {log_id} after {:?}",
+                self.last_applied
+            );
             let outcome = match &entry.payload {
                 EntryPayload::Normal(change) => self.apply_change(&log_id, change),
                 EntryPayload::Blank | EntryPayload::Membership(_) => {
