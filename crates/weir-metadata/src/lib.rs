@@ -32,6 +32,7 @@ pub mod controller;
 pub mod delta;
 mod error;
 pub mod image;
+mod image_records;
 pub mod journal;
 pub mod lifecycle;
 pub mod log;
