@@ -4,19 +4,22 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
-use weir_metadata::{Controller, ControllerConfig};
+use weir_metadata::{BrokerLifecycle, Controller, ControllerConfig};
+use weir_quorum::Quorum;
 use weir_types::SystemClock;
 
 use crate::api::{Api, ApiState, ProducerIds};
+use crate::cluster::{self, blocking};
 use crate::config::BrokerConfig;
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator, ReplicaLog};
 use crate::net::{self, ConnectionLimits, Service};
-use crate::replica::{ReplicaConfig, ReplicaManager};
+use crate::replica::{ReplicaConfig, ReplicaManager, TcpLeaderClient};
 use crate::BrokerError;
 
 /// An address clients are told to connect to (Metadata's broker endpoints).
@@ -83,8 +86,13 @@ struct Machinery {
     /// listener, flushers, final flush, checkpoints, clean-shutdown marker) once no
     /// request can reach them any more.
     replicas: ReplicaManager,
-    /// The controller thread; stopped last, after the last metadata reader.
+    /// The controller thread; stopped after the last metadata reader.
     controller: Controller,
+    /// Registration and heartbeats of a cluster node; asks for a controlled
+    /// shutdown before the listeners stop.
+    lifecycle: Option<Arc<BrokerLifecycle>>,
+    /// The Raft quorum of a cluster node; stopped last.
+    quorum: Option<Quorum>,
 }
 
 impl Broker<Api> {
@@ -101,37 +109,37 @@ impl Broker<Api> {
         let (config, bound, endpoints) = bind_listeners(config).await?;
         let listeners = bound.clients;
         let data_dir = config.log_dirs[0].clone();
-
-        let dir = data_dir.clone();
-        let producer_ids = blocking(move || ProducerIds::open(&dir))
-            .await?
-            .map_err(|source| BrokerError::ProducerIds {
-                dir: data_dir.clone(),
-                source,
-            })?;
-
+        let registered: Vec<weir_metadata::Endpoint> = endpoints
+            .iter()
+            .map(|e| weir_metadata::Endpoint {
+                name: e.listener.clone(),
+                host: e.host.clone(),
+                port: e.port,
+                // PLAINTEXT: the only security protocol Weir serves.
+                security_protocol: 0,
+            })
+            .collect();
         let controller_config = ControllerConfig {
             node_id: config.node_id,
             num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
             delete_topic_enable: config.delete_topic_enable,
-            listeners: endpoints
-                .iter()
-                .map(|e| weir_metadata::Endpoint {
-                    name: e.listener.clone(),
-                    host: e.host.clone(),
-                    port: e.port,
-                    // PLAINTEXT: the only security protocol Weir serves.
-                    security_protocol: 0,
-                })
-                .collect(),
+            listeners: registered.clone(),
             rack: config.broker_rack.clone(),
+            auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval: Duration::from_secs(
+                config.leader_imbalance_check_interval_seconds.max(1),
+            ),
             ..ControllerConfig::default()
         };
-        let dir = data_dir.clone();
-        let controller = blocking(move || Controller::open(&dir, controller_config))
-            .await?
-            .map_err(BrokerError::Metadata)?;
+        let plane = cluster::start_control_plane(
+            &config,
+            data_dir.clone(),
+            bound.controller.map(|l| l.socket),
+            controller_config,
+        )
+        .await?;
+        let controller = plane.controller.clone();
 
         // The parent of the replica manager's own token; its `shutdown` stops it.
         let background = CancellationToken::new();
@@ -147,6 +155,37 @@ impl Broker<Api> {
             .await
             .map_err(BrokerError::Replica)?;
         replicas.spawn_image_listener(controller.subscribe());
+
+        let (lifecycle, producer_ids) = if plane.quorum.is_some() {
+            let lifecycle = cluster::start_lifecycle(&config, &controller, registered);
+            replicas.start_replication(
+                Arc::new(cluster::ControllerIsr {
+                    controller: controller.clone(),
+                    node: config.node_id,
+                    status: lifecycle.status(),
+                }),
+                Arc::new(TcpLeaderClient::new(
+                    controller.subscribe(),
+                    config.inter_broker_listener_name(),
+                    Duration::from_millis(config.replica_socket_timeout_ms.max(1)),
+                )),
+            );
+            let ids = ProducerIds::from_controller(
+                controller.clone(),
+                config.node_id,
+                lifecycle.status(),
+            );
+            (Some(Arc::new(lifecycle)), ids)
+        } else {
+            let dir = data_dir.clone();
+            let ids = blocking(move || ProducerIds::open(&dir))
+                .await?
+                .map_err(|source| BrokerError::ProducerIds {
+                    dir: data_dir.clone(),
+                    source,
+                })?;
+            (None, ids)
+        };
 
         let draining = CancellationToken::new();
         // The group coordinator stops with the drain (parked JoinGroups are answered
@@ -177,6 +216,8 @@ impl Broker<Api> {
                 groups,
                 replicas,
                 controller,
+                lifecycle,
+                quorum: plane.quorum,
             }),
         })
     }
@@ -226,19 +267,30 @@ impl<S: Service> Broker<S> {
     /// so the next start skips recovery) and the controller. Logs `weir broker ready
     /// on ADDR[,ADDR...]` once serving: the line tests and scripts wait for.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
-        if let Some(m) = &self.machinery {
-            let (shutdown, draining) = (shutdown.clone(), m.draining.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = shutdown.cancelled() => draining.cancel(),
-                    () = draining.cancelled() => {}
+        // Not a child of `shutdown`: on a cluster node the listeners keep serving
+        // through the controlled shutdown, so clients are told NOT_LEADER and move
+        // to the new leaders instead of losing their connection first.
+        let stop = CancellationToken::new();
+        let timeout = Duration::from_millis(self.config.broker_session_timeout_ms);
+        let lifecycle = self.machinery.as_ref().and_then(|m| m.lifecycle.clone());
+        let draining = self.machinery.as_ref().map(|m| m.draining.clone());
+        let (caller, serving_stop) = (shutdown.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = caller.cancelled() => {}
+                () = serving_stop.cancelled() => return,
+            }
+            if let Some(lifecycle) = lifecycle {
+                if !lifecycle.controlled_shutdown(timeout).await {
+                    tracing::warn!("controlled shutdown not confirmed; stopping anyway");
                 }
-            });
-        }
+            }
+            if let Some(draining) = draining {
+                draining.cancel();
+            }
+            serving_stop.cancel();
+        });
         let limits = ConnectionLimits::from_config(&self.config);
-        // A child token so a failed listener can stop its siblings without cancelling
-        // the caller's token.
-        let stop = shutdown.child_token();
         let mut serving = JoinSet::new();
         let mut addrs = Vec::with_capacity(self.listeners.len());
         for listener in self.listeners {
@@ -275,7 +327,12 @@ impl Machinery {
         self.draining.cancel();
         self.groups.shutdown().await;
         let flushed = self.replicas.shutdown().await;
+        // Dropping the last handle stops the heartbeats.
+        drop(self.lifecycle);
         self.controller.shutdown().await;
+        if let Some(quorum) = self.quorum {
+            quorum.shutdown().await;
+        }
         flushed.map_err(BrokerError::Replica)
     }
 }
@@ -297,7 +354,14 @@ async fn bind_listeners(
     };
     let config = Arc::new(config);
     let endpoints = advertised_endpoints(&config, &clients);
-    Ok((config, BoundListeners { clients, controller }, endpoints))
+    Ok((
+        config,
+        BoundListeners {
+            clients,
+            controller,
+        },
+        endpoints,
+    ))
 }
 
 /// What [`bind_listeners`] bound.
@@ -325,15 +389,6 @@ async fn bind_one(listener: &crate::config::ListenerConfig) -> Result<BoundListe
         socket,
         local_addr,
     })
-}
-
-/// Runs blocking startup work (file reads, log recovery) off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, BrokerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(BrokerError::Startup)
 }
 
 /// What Metadata will hand to clients: `advertised.listeners` when set, otherwise

@@ -41,6 +41,12 @@ pub enum BrokerError {
         /// Why.
         source: io::Error,
     },
+    /// The controller quorum could not start (its log, its listener, its config).
+    #[error("cannot start the controller quorum")]
+    Quorum(#[source] weir_quorum::QuorumError),
+    /// A node role this build cannot run.
+    #[error("{0}")]
+    Unsupported(String),
     /// A blocking startup task panicked or was cancelled.
     #[error("a startup task failed")]
     Startup(#[source] tokio::task::JoinError),

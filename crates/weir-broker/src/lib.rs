@@ -15,6 +15,7 @@
 
 pub mod api;
 mod broker;
+mod cluster;
 pub mod config;
 pub mod coordinator;
 mod error;

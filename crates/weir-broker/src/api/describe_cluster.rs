@@ -28,7 +28,7 @@ pub(super) async fn handle(
     let base = DescribeClusterResponse {
         endpoint_type: request.endpoint_type,
         cluster_id: image.cluster_id().to_owned(),
-        controller_id: state.node_id().get(),
+        controller_id: state.controller_id(),
         ..DescribeClusterResponse::default()
     };
     if request.endpoint_type != ENDPOINT_BROKERS {

@@ -37,8 +37,10 @@ pub(super) fn controller(error: &MetadataError) -> ApiError {
         MetadataError::ControllerStopped => {
             ApiError::new(ErrorCode::NotController, "the controller is not running")
         }
+        // Retriable codes (NOT_CONTROLLER while an election is under way,
+        // REQUEST_TIMED_OUT for a forward that got no answer) so clients retry.
         other => ApiError::new(
-            ErrorCode::UnknownServerError,
+            other.error_code(),
             format!("the metadata change failed: {other}"),
         ),
     }
@@ -83,6 +85,9 @@ mod tests {
         assert!(failed
             .message
             .is_some_and(|m| m.contains("accepts no more writes")));
+        let electing = controller(&MetadataError::NotController { leader: None });
+        assert_eq!(electing.code, ErrorCode::NotController);
+        assert!(electing.code.is_retriable());
     }
 
     #[test]

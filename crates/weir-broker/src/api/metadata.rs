@@ -132,8 +132,7 @@ pub(super) async fn handle(
         throttle_time_ms: 0,
         brokers,
         cluster_id: Some(image.cluster_id().to_owned()),
-        // One node is the whole quorum; Kafka's KRaft brokers name a broker here too.
-        controller_id: state.node_id().get(),
+        controller_id: state.controller_id(),
         topics,
         cluster_authorized_operations: if (8..=10).contains(&version)
             && request.include_cluster_authorized_operations

@@ -15,7 +15,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
+use weir_metadata::lifecycle::BrokerStatus;
+use weir_metadata::Controller;
+use weir_types::NodeId;
 
 /// The file's name in the data directory.
 pub const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
@@ -32,11 +35,24 @@ pub struct ProducerIdBlock {
     pub end: i64,
 }
 
+/// Where new blocks come from.
+#[derive(Debug)]
+enum BlockSource {
+    /// The single node's block file.
+    File(PathBuf),
+    /// The cluster's controller, asked as this broker in its current epoch.
+    Controller {
+        controller: Controller,
+        node: NodeId,
+        status: watch::Receiver<BrokerStatus>,
+    },
+}
+
 /// The allocator; see the module docs. Shared by all connections.
 #[derive(Debug)]
 pub struct ProducerIds {
-    /// The block file.
-    path: PathBuf,
+    /// Where blocks come from.
+    source: BlockSource,
     /// The current block. A tokio mutex: reserving a block holds it across the
     /// fsync, so two producers at a block boundary cannot both reserve.
     block: Mutex<ProducerIdBlock>,
@@ -69,34 +85,97 @@ impl ProducerIds {
             Err(e) => return Err(e),
         };
         Ok(ProducerIds {
-            path,
+            source: BlockSource::File(path),
             block: Mutex::new(ProducerIdBlock { next: end, end }),
         })
+    }
+
+    /// An allocator of a broker in a cluster: blocks come from `controller`, asked
+    /// as `node` in the broker epoch `status` reports.
+    pub fn from_controller(
+        controller: Controller,
+        node: NodeId,
+        status: watch::Receiver<BrokerStatus>,
+    ) -> ProducerIds {
+        ProducerIds {
+            source: BlockSource::Controller {
+                controller,
+                node,
+                status,
+            },
+            block: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
+        }
     }
 
     /// The next id, reserving (durably) a new block when the current one is used up.
     pub async fn allocate(&self) -> io::Result<i64> {
         let mut block = self.block.lock().await;
         if block.next >= block.end {
-            let end = block
-                .end
-                .checked_add(BLOCK_SIZE)
-                .ok_or_else(|| io::Error::other("producer ids are exhausted"))?;
-            let path = self.path.clone();
-            tokio::task::spawn_blocking(move || write_end(&path, end))
-                .await
-                .map_err(io::Error::other)??;
-            block.end = end;
+            *block = self.next_block(block.end).await?;
         }
         let id = block.next;
         block.next += 1;
         Ok(id)
     }
 
-    /// Whether `id` was handed out by this broker (now or before a restart): ids
-    /// below the next one are, ids at or above it are not yet.
+    /// Reserves the block after one ending at `end`.
+    async fn next_block(&self, end: i64) -> io::Result<ProducerIdBlock> {
+        match &self.source {
+            BlockSource::File(path) => {
+                let end = end
+                    .checked_add(BLOCK_SIZE)
+                    .ok_or_else(|| io::Error::other("producer ids are exhausted"))?;
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_end(&path, end))
+                    .await
+                    .map_err(io::Error::other)??;
+                Ok(ProducerIdBlock {
+                    next: end - BLOCK_SIZE,
+                    end,
+                })
+            }
+            BlockSource::Controller {
+                controller,
+                node,
+                status,
+            } => {
+                let epoch = status.borrow().broker_epoch;
+                let block = controller
+                    .allocate_producer_ids(*node, epoch)
+                    .await
+                    .map_err(|e| {
+                        io::Error::other(format!(
+                            "the controller gave no producer id block: {:?} {}",
+                            e.code,
+                            e.message.unwrap_or_default()
+                        ))
+                    })?;
+                let end = block
+                    .first_id
+                    .checked_add(i64::from(block.size))
+                    .filter(|end| *end > block.first_id)
+                    .ok_or_else(|| io::Error::other("the controller gave an empty id block"))?;
+                Ok(ProducerIdBlock {
+                    next: block.first_id,
+                    end,
+                })
+            }
+        }
+    }
+
+    /// Whether `id` was handed out (now or before a restart): by this broker on a
+    /// single node, by any broker of the cluster otherwise (below the metadata's
+    /// next producer id).
     pub async fn was_allocated(&self, id: i64) -> bool {
-        id >= 0 && id < self.block.lock().await.next
+        if id < 0 {
+            return false;
+        }
+        match &self.source {
+            BlockSource::File(_) => id < self.block.lock().await.next,
+            BlockSource::Controller { controller, .. } => {
+                id < controller.image().next_producer_id()
+            }
+        }
     }
 
     /// The current block (tests, metrics).

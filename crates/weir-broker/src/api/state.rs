@@ -72,6 +72,17 @@ impl ApiState {
         self.config.node_id
     }
 
+    /// The `controller_id` clients are told: the active controller, or this node
+    /// while an election is under way (every node forwards admin requests to the
+    /// active controller, so naming any live node is correct; -1 would stall
+    /// clients that send admin requests to "the controller").
+    pub(crate) fn controller_id(&self) -> i32 {
+        self.controller
+            .active_controller()
+            .unwrap_or(self.config.node_id)
+            .get()
+    }
+
     /// The controller's newest image, once this broker serves it: waits (at most
     /// [`SERVED_WAIT`]) until the replica manager has applied it.
     ///
