@@ -81,8 +81,21 @@ impl QuorumJournal {
             offset: self.next_offset().get(),
             reason,
         })?;
-        let written =
-            tokio::time::timeout(self.append_timeout, self.raft.client_write(change)).await;
+        let me = self.node_id;
+        let mut active = self.active.clone();
+        let written = tokio::select! {
+            w = tokio::time::timeout(self.append_timeout, self.raft.client_write(change)) => w,
+            // Cut off from the majority: the entry may still commit (if the
+            // partition heals first) or be overwritten; say so now rather than
+            // after the append timeout.
+            _ = active.wait_for(|a| *a != Some(me)) => {
+                return Err(MetadataError::Transport {
+                    node: me,
+                    reason: "lost the quorum while committing; the change may or may not be committed"
+                        .into(),
+                })
+            }
+        };
         let response = match written {
             Err(_) => {
                 return Err(MetadataError::Transport {
