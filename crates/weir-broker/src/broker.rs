@@ -98,7 +98,8 @@ impl Broker<Api> {
     /// metadata names is served from the start.
     pub async fn bind(config: BrokerConfig) -> Result<Self, BrokerError> {
         config.validate()?;
-        let (config, listeners, endpoints) = bind_listeners(config).await?;
+        let (config, bound, endpoints) = bind_listeners(config).await?;
+        let listeners = bound.clients;
         let data_dir = config.log_dirs[0].clone();
 
         let dir = data_dir.clone();
@@ -124,6 +125,7 @@ impl Broker<Api> {
                     security_protocol: 0,
                 })
                 .collect(),
+            rack: config.broker_rack.clone(),
             ..ControllerConfig::default()
         };
         let dir = data_dir.clone();
@@ -189,7 +191,8 @@ impl<S: Service> Broker<S> {
         make_service: impl FnOnce(Arc<BrokerConfig>, Vec<Endpoint>) -> S,
     ) -> Result<Self, BrokerError> {
         config.validate()?;
-        let (config, listeners, endpoints) = bind_listeners(config).await?;
+        let (config, bound, endpoints) = bind_listeners(config).await?;
+        let listeners = bound.clients;
         let service = Arc::new(make_service(config.clone(), endpoints));
         Ok(Self {
             config,
@@ -278,29 +281,50 @@ impl Machinery {
 }
 
 /// Binds every listener of `config` and works out the endpoints to advertise.
+/// The controller listener (when the node has one) is bound here too but kept apart:
+/// it carries quorum and controller traffic only and is never served to Kafka
+/// clients nor advertised to them.
 async fn bind_listeners(
     config: BrokerConfig,
-) -> Result<(Arc<BrokerConfig>, Vec<BoundListener>, Vec<Endpoint>), BrokerError> {
-    let mut listeners = Vec::with_capacity(config.listeners.len());
-    for listener in &config.listeners {
-        let bind_error = |source| BrokerError::Bind {
-            listener: listener.to_string(),
-            source,
-        };
-        let socket = TcpListener::bind((listener.bind_host(), listener.port))
-            .await
-            .map_err(bind_error)?;
-        let local_addr = socket.local_addr().map_err(bind_error)?;
-        info!(listener = %listener.name, %local_addr, "listening");
-        listeners.push(BoundListener {
-            name: listener.name.clone(),
-            socket,
-            local_addr,
-        });
+) -> Result<(Arc<BrokerConfig>, BoundListeners, Vec<Endpoint>), BrokerError> {
+    let mut clients = Vec::with_capacity(config.listeners.len());
+    for listener in config.client_listeners() {
+        clients.push(bind_one(listener).await?);
     }
+    let controller = match config.controller_listener() {
+        Some(listener) if !config.is_single_node() => Some(bind_one(listener).await?),
+        _ => None,
+    };
     let config = Arc::new(config);
-    let endpoints = advertised_endpoints(&config, &listeners);
-    Ok((config, listeners, endpoints))
+    let endpoints = advertised_endpoints(&config, &clients);
+    Ok((config, BoundListeners { clients, controller }, endpoints))
+}
+
+/// What [`bind_listeners`] bound.
+#[derive(Debug)]
+struct BoundListeners {
+    /// The Kafka client listeners, in `listeners` order.
+    clients: Vec<BoundListener>,
+    /// The controller listener of a node in a quorum.
+    controller: Option<BoundListener>,
+}
+
+/// Binds one listener, so its real port is known before anything is served.
+async fn bind_one(listener: &crate::config::ListenerConfig) -> Result<BoundListener, BrokerError> {
+    let bind_error = |source| BrokerError::Bind {
+        listener: listener.to_string(),
+        source,
+    };
+    let socket = TcpListener::bind((listener.bind_host(), listener.port))
+        .await
+        .map_err(bind_error)?;
+    let local_addr = socket.local_addr().map_err(bind_error)?;
+    info!(listener = %listener.name, %local_addr, "listening");
+    Ok(BoundListener {
+        name: listener.name.clone(),
+        socket,
+        local_addr,
+    })
 }
 
 /// Runs blocking startup work (file reads, log recovery) off the async workers.
@@ -317,9 +341,9 @@ async fn blocking<T: Send + 'static>(
 /// because a client may resolve `localhost` to a different address family than the
 /// one we bound.
 fn advertised_endpoints(config: &BrokerConfig, listeners: &[BoundListener]) -> Vec<Endpoint> {
-    match &config.advertised_listeners {
+    match config.client_advertised_listeners() {
         Some(advertised) => advertised
-            .iter()
+            .into_iter()
             .map(|a| Endpoint {
                 listener: a.name.clone(),
                 host: a.host.clone(),

@@ -37,6 +37,10 @@ enum Command {
     Perf(cmd::perf::PerfArgs),
     /// List, describe and delete consumer groups; reset their offsets.
     Group(cmd::group::GroupArgs),
+    /// Show the cluster's brokers, controller and partitions needing attention.
+    Cluster(cmd::cluster::ClusterCmdArgs),
+    /// Run a local cluster: one `weir server` child process per node.
+    DevCluster(cmd::dev_cluster::DevClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,8 @@ fn main() -> ExitCode {
             Command::Consume(args) => cmd::consume::run(args).await,
             Command::Perf(args) => cmd::perf::run(args).await,
             Command::Group(args) => cmd::group::run(args).await,
+            Command::Cluster(args) => cmd::cluster::run(args).await,
+            Command::DevCluster(args) => cmd::dev_cluster::run(args).await,
         }
     });
     match result {

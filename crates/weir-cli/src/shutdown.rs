@@ -27,40 +27,72 @@ pub(crate) fn cancel_on_signal(token: CancellationToken) -> io::Result<()> {
     Ok(())
 }
 
+/// SIGTERM and SIGINT as a stream, for commands that handle them themselves
+/// (`weir dev-cluster` forwards them to its children).
 #[cfg(unix)]
-struct Signals {
+pub(crate) struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
+    /// SIGHUP too, when asked for: a supervisor whose terminal closes must stop
+    /// its children rather than die and leave them running.
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 #[cfg(unix)]
 impl Signals {
-    fn install() -> io::Result<Self> {
+    /// Installs the handlers: from now on these signals no longer kill the process.
+    pub(crate) fn install() -> io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Self {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
+            hangup: None,
         })
     }
 
-    async fn next(&mut self) -> &'static str {
+    /// As [`Signals::install`], with SIGHUP as a third stop signal.
+    pub(crate) fn install_with_hangup() -> io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut signals = Self::install()?;
+        signals.hangup = Some(signal(SignalKind::hangup())?);
+        Ok(signals)
+    }
+
+    /// Waits for the next signal and returns its name.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        let Self {
+            terminate,
+            interrupt,
+            hangup,
+        } = self;
+        let hangup = async {
+            match hangup {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+            _ = hangup => "SIGHUP",
         }
     }
 }
 
 #[cfg(not(unix))]
-struct Signals;
+pub(crate) struct Signals;
 
 #[cfg(not(unix))]
 impl Signals {
-    fn install() -> io::Result<Self> {
+    pub(crate) fn install() -> io::Result<Self> {
         Ok(Self)
     }
 
-    async fn next(&mut self) -> &'static str {
+    pub(crate) fn install_with_hangup() -> io::Result<Self> {
+        Ok(Self)
+    }
+
+    pub(crate) async fn next(&mut self) -> &'static str {
         // If Ctrl-C cannot be watched, never report one rather than shut down.
         match tokio::signal::ctrl_c().await {
             Ok(()) => "Ctrl-C",

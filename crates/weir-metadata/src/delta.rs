@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use weir_protocol::messages::{
-    ConfigRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    BrokerRegistrationChangeRecord, ConfigRecord, PartitionChangeRecord, PartitionRecord,
+    RegisterBrokerRecord, TopicRecord,
 };
 use weir_protocol::Uuid;
 use weir_types::{LeaderEpoch, NodeId, Offset};
@@ -106,6 +107,28 @@ impl MetadataDelta {
             MetadataRecord::Config(r) => self.config(r).map_err(fail)?,
             MetadataRecord::PartitionChange(r) => self.partition_change(r).map_err(fail)?,
             MetadataRecord::RemoveTopic(r) => self.remove_topic(r.topic_id).map_err(fail)?,
+            MetadataRecord::UnregisterBroker(r) => {
+                self.broker_mut(r.broker_id, r.broker_epoch).map_err(fail)?;
+                self.next.brokers.remove(&NodeId(r.broker_id));
+            }
+            MetadataRecord::FenceBroker(r) => {
+                self.broker_mut(r.id, r.epoch).map_err(fail)?.fenced = true
+            }
+            MetadataRecord::UnfenceBroker(r) => {
+                self.broker_mut(r.id, r.epoch).map_err(fail)?.fenced = false;
+            }
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                self.registration_change(r).map_err(fail)?;
+            }
+            MetadataRecord::ProducerIds(r) => {
+                if r.next_producer_id <= self.next.next_producer_id {
+                    return Err(fail(format!(
+                        "next producer id {} does not follow {}",
+                        r.next_producer_id, self.next.next_producer_id
+                    )));
+                }
+                self.next.next_producer_id = r.next_producer_id;
+            }
             MetadataRecord::FeatureLevel(r) => {
                 if r.feature_level == 0 {
                     self.next.features.remove(&r.name);
@@ -150,6 +173,41 @@ impl MetadataDelta {
         };
         self.next.brokers.insert(id, broker);
         self.changed_brokers.insert(id);
+    }
+
+    /// Registered broker `id`, for changing; `epoch` must be its current epoch (a
+    /// record for an older registration does not apply).
+    fn broker_mut(&mut self, id: i32, epoch: i64) -> Result<&mut BrokerImage, String> {
+        let b = self
+            .next
+            .brokers
+            .get_mut(&NodeId(id))
+            .ok_or_else(|| format!("broker {id} is not registered"))?;
+        if b.epoch != epoch {
+            return Err(format!("broker {id} has epoch {}, not {epoch}", b.epoch));
+        }
+        self.changed_brokers.insert(NodeId(id));
+        Ok(b)
+    }
+
+    fn registration_change(&mut self, r: &BrokerRegistrationChangeRecord) -> Result<(), String> {
+        let b = self.broker_mut(r.broker_id, r.broker_epoch)?;
+        match r.fenced {
+            -1 => b.fenced = false,
+            0 => {}
+            1 => b.fenced = true,
+            other => return Err(format!("fenced value {other} is not -1, 0 or 1")),
+        }
+        match r.in_controlled_shutdown {
+            0 => {}
+            1 => b.in_controlled_shutdown = true,
+            other => {
+                return Err(format!(
+                    "in_controlled_shutdown value {other} is not 0 or 1"
+                ))
+            }
+        }
+        Ok(())
     }
 
     fn topic(&mut self, r: &TopicRecord) -> Result<(), String> {

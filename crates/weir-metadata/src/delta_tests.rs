@@ -292,3 +292,67 @@ fn local_changes_say_what_a_broker_must_do() {
     let c = LocalChanges::between(&before_configs, &image, NodeId(1));
     assert_eq!(c.config_changed, vec![id(1)]);
 }
+
+#[test]
+fn broker_state_records_replay_onto_the_registration() {
+    use weir_protocol::messages::{
+        BrokerRegistrationChangeRecord, FenceBrokerRecord, ProducerIdsRecord, UnfenceBrokerRecord,
+        UnregisterBrokerRecord,
+    };
+    let change = |fenced: i8, shutdown: i8| {
+        MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            broker_id: 1,
+            broker_epoch: 5,
+            fenced,
+            in_controlled_shutdown: shutdown,
+            log_dirs: vec![],
+        })
+    };
+    let base = MetadataImage::empty("c");
+    let state = |records: &[MetadataRecord]| {
+        let image = replay_all(base.clone(), records).unwrap();
+        image
+            .broker(NodeId(1))
+            .map(|b| (b.fenced, b.in_controlled_shutdown))
+    };
+    assert_eq!(state(&[broker(1, 9092)]), Some((false, false)));
+    assert_eq!(state(&[broker(1, 9092), change(1, 0)]), Some((true, false)));
+    assert_eq!(
+        state(&[broker(1, 9092), change(1, 0), change(-1, 0)]),
+        Some((false, false))
+    );
+    assert_eq!(state(&[broker(1, 9092), change(0, 1)]), Some((false, true)));
+    let fence = MetadataRecord::FenceBroker(FenceBrokerRecord { id: 1, epoch: 5 });
+    let unfence = MetadataRecord::UnfenceBroker(UnfenceBrokerRecord { id: 1, epoch: 5 });
+    assert_eq!(
+        state(&[broker(1, 9092), fence.clone()]),
+        Some((true, false))
+    );
+    assert_eq!(
+        state(&[broker(1, 9092), fence, unfence]),
+        Some((false, false))
+    );
+    let unregister = MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+        broker_id: 1,
+        broker_epoch: 5,
+    });
+    assert_eq!(state(&[broker(1, 9092), unregister]), None);
+
+    // A record for another epoch, an unknown broker, or a bad value does not apply.
+    let stale = MetadataRecord::FenceBroker(FenceBrokerRecord { id: 1, epoch: 4 });
+    assert!(replay_all(base.clone(), &[broker(1, 9092), stale]).is_err());
+    assert!(replay_all(base.clone(), &[change(1, 0)]).is_err());
+    assert!(replay_all(base.clone(), &[broker(1, 9092), change(2, 0)]).is_err());
+
+    // Producer id blocks only move forward.
+    let ids = |next: i64| {
+        MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: 1,
+            broker_epoch: 5,
+            next_producer_id: next,
+        })
+    };
+    let image = replay_all(base.clone(), &[ids(1000), ids(2000)]).unwrap();
+    assert_eq!(image.next_producer_id(), 2000);
+    assert!(replay_all(base, &[ids(1000), ids(1000)]).is_err());
+}

@@ -108,9 +108,33 @@ pub enum MetadataError {
         /// What went wrong.
         reason: String,
     },
+    /// The active controller on another node failed the forwarded request (its
+    /// disk, say); not retried.
+    #[error("controller on node {node} failed the request: {reason}")]
+    Remote {
+        /// The node that failed it.
+        node: weir_types::NodeId,
+        /// Its error, as text.
+        reason: String,
+    },
 }
 
 impl MetadataError {
+    /// The Kafka error code a request that failed this way answers: NOT_CONTROLLER
+    /// when no active controller could take it (retriable: clients look for the
+    /// controller again), REQUEST_TIMED_OUT when forwarding to it failed in transit,
+    /// UNKNOWN_SERVER_ERROR for anything else.
+    pub fn error_code(&self) -> weir_types::ErrorCode {
+        use weir_types::ErrorCode;
+        match self {
+            MetadataError::NotController { .. } | MetadataError::ControllerStopped => {
+                ErrorCode::NotController
+            }
+            MetadataError::Transport { .. } => ErrorCode::RequestTimedOut,
+            _ => ErrorCode::UnknownServerError,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         MetadataError::Io {
             op,

@@ -40,7 +40,9 @@ impl Default for MetadataProvenance {
 }
 
 /// A broker listener as registered: where clients and followers reach the broker.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Endpoint {
     /// The listener name (`PLAINTEXT`, ...).
     pub name: String,
@@ -165,6 +167,9 @@ pub struct MetadataImage {
     pub(crate) topic_ids_by_name: BTreeMap<String, Uuid>,
     /// Dynamic configs of resources other than topics.
     pub(crate) other_configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    /// The first producer id of the next block the controller hands out (Kafka's
+    /// ProducerIdsImage); 0 before any block.
+    pub(crate) next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -243,6 +248,19 @@ impl MetadataImage {
     /// Dynamic configs of a non-topic resource (empty if none).
     pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
         self.other_configs.get(resource)
+    }
+
+    /// The first producer id of the next block the controller will hand out.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
+    /// Whether broker `id` may lead or join an ISR: registered, unfenced, and not
+    /// in controlled shutdown.
+    pub fn is_usable(&self, id: NodeId) -> bool {
+        self.brokers
+            .get(&id)
+            .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
     }
 
     /// Brokers that can take new replicas: registered and not fenced.

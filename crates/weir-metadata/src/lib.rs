@@ -10,8 +10,8 @@
 //! published to the broker's subscribers — the replica manager (which partitions to
 //! lead or follow, see [`LocalChanges`]) and the Metadata handler. Today one node
 //! runs a [`controller::Controller`] over a local [`MetadataStore`]; with a Raft
-//! quorum (the replicated cluster) the records come from the quorum's log instead,
-//! and the image, delta and publishing stay the same. The crate sits below the broker
+//! quorum (the replicated cluster) the controller runs over the quorum's
+//! [`MetadataJournal`] instead, and the image, delta and publishing stay the same. The crate sits below the broker
 //! and above the codec: it knows records and images, never requests or sockets.
 //!
 //! # Pieces
@@ -21,7 +21,11 @@
 //! - [`changes`]: what an image change means for one broker.
 //! - [`log`] / [`store`]: the durable metadata log and replay at startup.
 //! - [`meta_properties`]: the data directory's cluster and node id.
-//! - [`controller`]: the single writer; requests in, per-topic results out.
+//! - [`journal`]: where the controller's changes are committed (the local store, or
+//!   a Raft quorum), and how requests reach the active controller.
+//! - [`controller`]: the single writer; requests in, per-topic results out; broker
+//!   registration, fencing, leader election, placement.
+//! - [`lifecycle`]: a broker's registration and heartbeats.
 
 pub mod changes;
 pub mod controller;
@@ -30,6 +34,7 @@ mod error;
 pub mod image;
 mod image_records;
 pub mod journal;
+pub mod lifecycle;
 pub mod log;
 pub mod meta_properties;
 pub mod record;
@@ -45,6 +50,7 @@ pub use image::{
     TopicImage,
 };
 pub use journal::{BoxFuture, ControllerTransport, ForwardedRequestHandler, MetadataJournal};
+pub use lifecycle::{BrokerLifecycle, BrokerStatus, LifecycleConfig};
 pub use log::{FileMetadataLog, MetadataLog, PartitionMetadataLog};
 pub use meta_properties::MetaProperties;
 pub use record::MetadataRecord;

@@ -19,8 +19,9 @@
 
 use bytes::Bytes;
 use weir_protocol::messages::{
-    ConfigRecord, FeatureLevelRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord,
-    RemoveTopicRecord, TopicRecord,
+    BrokerRegistrationChangeRecord, ConfigRecord, FeatureLevelRecord, FenceBrokerRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    RemoveTopicRecord, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
 };
 use weir_protocol::wire::{Decoder, Encoder};
 use weir_protocol::Message;
@@ -48,6 +49,8 @@ pub const RESOURCE_TYPE_BROKER: i8 = 4;
 pub enum MetadataRecord {
     /// A broker registered (type 0).
     RegisterBroker(RegisterBrokerRecord),
+    /// A broker's registration was removed (type 1).
+    UnregisterBroker(UnregisterBrokerRecord),
     /// A topic was created (type 2).
     Topic(TopicRecord),
     /// A partition was created (type 3).
@@ -56,10 +59,38 @@ pub enum MetadataRecord {
     Config(ConfigRecord),
     /// A partition changed (type 5).
     PartitionChange(PartitionChangeRecord),
+    /// A broker was fenced (type 7).
+    FenceBroker(FenceBrokerRecord),
+    /// A broker was unfenced (type 8).
+    UnfenceBroker(UnfenceBrokerRecord),
     /// A topic was deleted (type 9).
     RemoveTopic(RemoveTopicRecord),
     /// A feature level was finalized (type 12).
     FeatureLevel(FeatureLevelRecord),
+    /// A block of producer ids was allocated (type 15).
+    ProducerIds(ProducerIdsRecord),
+    /// A broker was fenced, unfenced, or began a controlled shutdown (type 17).
+    BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+}
+
+/// Calls `$f` on the record inside any variant.
+macro_rules! each {
+    ($self:expr, $r:ident => $e:expr) => {
+        match $self {
+            MetadataRecord::RegisterBroker($r) => $e,
+            MetadataRecord::UnregisterBroker($r) => $e,
+            MetadataRecord::Topic($r) => $e,
+            MetadataRecord::Partition($r) => $e,
+            MetadataRecord::Config($r) => $e,
+            MetadataRecord::PartitionChange($r) => $e,
+            MetadataRecord::FenceBroker($r) => $e,
+            MetadataRecord::UnfenceBroker($r) => $e,
+            MetadataRecord::RemoveTopic($r) => $e,
+            MetadataRecord::FeatureLevel($r) => $e,
+            MetadataRecord::ProducerIds($r) => $e,
+            MetadataRecord::BrokerRegistrationChange($r) => $e,
+        }
+    };
 }
 
 impl MetadataRecord {
@@ -67,12 +98,17 @@ impl MetadataRecord {
     pub fn api_key(&self) -> i16 {
         match self {
             MetadataRecord::RegisterBroker(_) => 0,
+            MetadataRecord::UnregisterBroker(_) => 1,
             MetadataRecord::Topic(_) => 2,
             MetadataRecord::Partition(_) => 3,
             MetadataRecord::Config(_) => 4,
             MetadataRecord::PartitionChange(_) => 5,
+            MetadataRecord::FenceBroker(_) => 7,
+            MetadataRecord::UnfenceBroker(_) => 8,
             MetadataRecord::RemoveTopic(_) => 9,
             MetadataRecord::FeatureLevel(_) => 12,
+            MetadataRecord::ProducerIds(_) => 15,
+            MetadataRecord::BrokerRegistrationChange(_) => 17,
         }
     }
 
@@ -80,19 +116,25 @@ impl MetadataRecord {
     pub fn type_name(&self) -> &'static str {
         match self {
             MetadataRecord::RegisterBroker(_) => "RegisterBrokerRecord",
+            MetadataRecord::UnregisterBroker(_) => "UnregisterBrokerRecord",
             MetadataRecord::Topic(_) => "TopicRecord",
             MetadataRecord::Partition(_) => "PartitionRecord",
             MetadataRecord::Config(_) => "ConfigRecord",
             MetadataRecord::PartitionChange(_) => "PartitionChangeRecord",
+            MetadataRecord::FenceBroker(_) => "FenceBrokerRecord",
+            MetadataRecord::UnfenceBroker(_) => "UnfenceBrokerRecord",
             MetadataRecord::RemoveTopic(_) => "RemoveTopicRecord",
             MetadataRecord::FeatureLevel(_) => "FeatureLevelRecord",
+            MetadataRecord::ProducerIds(_) => "ProducerIdsRecord",
+            MetadataRecord::BrokerRegistrationChange(_) => "BrokerRegistrationChangeRecord",
         }
     }
 
     /// The version this build writes the record at (see the module docs).
     pub fn write_version(&self) -> i16 {
         match self {
-            MetadataRecord::RegisterBroker(_) => 1,
+            // v1 carries in_controlled_shutdown (metadata.version 3.3-IV3).
+            MetadataRecord::RegisterBroker(_) | MetadataRecord::BrokerRegistrationChange(_) => 1,
             _ => 0,
         }
     }
@@ -108,15 +150,7 @@ impl MetadataRecord {
         e.uvarint(FRAME_VERSION);
         e.uvarint(u32::from(self.api_key().unsigned_abs()));
         e.uvarint(u32::from(version.unsigned_abs()));
-        match self {
-            MetadataRecord::RegisterBroker(r) => r.encode(&mut e, version)?,
-            MetadataRecord::Topic(r) => r.encode(&mut e, version)?,
-            MetadataRecord::Partition(r) => r.encode(&mut e, version)?,
-            MetadataRecord::Config(r) => r.encode(&mut e, version)?,
-            MetadataRecord::PartitionChange(r) => r.encode(&mut e, version)?,
-            MetadataRecord::RemoveTopic(r) => r.encode(&mut e, version)?,
-            MetadataRecord::FeatureLevel(r) => r.encode(&mut e, version)?,
-        }
+        each!(self, r => r.encode(&mut e, version)?);
         Ok(e.into_bytes())
     }
 
@@ -141,12 +175,17 @@ impl MetadataRecord {
         let version = small(d.uvarint().map_err(decode_err)?, "record version")?;
         let record = match api_key {
             0 => MetadataRecord::RegisterBroker(body(&mut d, version)?),
+            1 => MetadataRecord::UnregisterBroker(body(&mut d, version)?),
             2 => MetadataRecord::Topic(body(&mut d, version)?),
             3 => MetadataRecord::Partition(body(&mut d, version)?),
             4 => MetadataRecord::Config(body(&mut d, version)?),
             5 => MetadataRecord::PartitionChange(body(&mut d, version)?),
+            7 => MetadataRecord::FenceBroker(body(&mut d, version)?),
+            8 => MetadataRecord::UnfenceBroker(body(&mut d, version)?),
             9 => MetadataRecord::RemoveTopic(body(&mut d, version)?),
             12 => MetadataRecord::FeatureLevel(body(&mut d, version)?),
+            15 => MetadataRecord::ProducerIds(body(&mut d, version)?),
+            17 => MetadataRecord::BrokerRegistrationChange(body(&mut d, version)?),
             other => return Err(frame_error(format!("unknown record type {other}"))),
         };
         d.finish().map_err(decode_err)?;

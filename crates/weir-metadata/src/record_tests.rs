@@ -107,6 +107,32 @@ fn samples(r: &mut Rng, version: i16) -> Vec<MetadataRecord> {
         name: r.string(),
         feature_level: r.next() as i16,
     }));
+    out.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+        broker_id: r.i32(),
+        broker_epoch: r.next() as i64,
+    }));
+    out.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
+        id: r.i32(),
+        epoch: r.next() as i64,
+    }));
+    out.push(MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+        id: r.i32(),
+        epoch: r.next() as i64,
+    }));
+    out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+        broker_id: r.i32(),
+        broker_epoch: r.next() as i64,
+        next_producer_id: r.next() as i64,
+    }));
+    out.push(MetadataRecord::BrokerRegistrationChange(
+        BrokerRegistrationChangeRecord {
+            broker_id: r.i32(),
+            broker_epoch: r.next() as i64,
+            fenced: (r.next() % 3) as i8 - 1,
+            in_controlled_shutdown: if v >= 1 { (r.next() % 2) as i8 } else { 0 },
+            log_dirs: if v >= 2 { vec![r.uuid()] } else { vec![] },
+        },
+    ));
     out
 }
 
@@ -119,6 +145,11 @@ fn max_version(rec: &MetadataRecord) -> i16 {
         MetadataRecord::PartitionChange(_) => PartitionChangeRecord::VERSIONS.1,
         MetadataRecord::RemoveTopic(_) => RemoveTopicRecord::VERSIONS.1,
         MetadataRecord::FeatureLevel(_) => FeatureLevelRecord::VERSIONS.1,
+        MetadataRecord::UnregisterBroker(_) => UnregisterBrokerRecord::VERSIONS.1,
+        MetadataRecord::FenceBroker(_) => FenceBrokerRecord::VERSIONS.1,
+        MetadataRecord::UnfenceBroker(_) => UnfenceBrokerRecord::VERSIONS.1,
+        MetadataRecord::ProducerIds(_) => ProducerIdsRecord::VERSIONS.1,
+        MetadataRecord::BrokerRegistrationChange(_) => BrokerRegistrationChangeRecord::VERSIONS.1,
     }
 }
 
@@ -143,7 +174,7 @@ fn every_record_type_round_trips_at_every_version() {
             }
         }
     }
-    assert_eq!(checked, 30 * (7 + 3 + 3 + 1));
+    assert_eq!(checked, 30 * (12 + 4 + 4 + 1));
 }
 
 #[test]

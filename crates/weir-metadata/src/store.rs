@@ -13,12 +13,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use weir_protocol::records::{BatchBuilder, BatchView};
 use weir_types::{Clock, NodeId, Offset, SystemClock};
 
 use crate::delta::MetadataDelta;
 use crate::error::{MetadataError, Result};
 use crate::image::MetadataImage;
+use crate::journal::MetadataJournal;
 use crate::log::{MetadataLog, PartitionMetadataLog};
 use crate::meta_properties::MetaProperties;
 use crate::record::MetadataRecord;
@@ -45,6 +47,10 @@ pub struct MetadataStore {
     epoch: i32,
     /// Timestamps of appended batches.
     clock: Arc<dyn Clock>,
+    /// Publishes every new image to [`MetadataJournal::subscribe`]rs.
+    images: watch::Sender<Arc<MetadataImage>>,
+    /// The active controller: always this node (a single node is its own quorum).
+    active: watch::Sender<Option<NodeId>>,
 }
 
 impl std::fmt::Debug for MetadataStore {
@@ -81,11 +87,16 @@ impl MetadataStore {
             empty,
             &mut UuidGenerator::from_entropy(),
         )?;
-        MetadataStore::load(log, props.cluster_id)
+        MetadataStore::load(log, props.cluster_id, node_id)
     }
 
-    /// Replays every record of `log` into the image of cluster `cluster_id`.
-    pub fn load(mut log: Box<dyn MetadataLog>, cluster_id: String) -> Result<MetadataStore> {
+    /// Replays every record of `log` into the image of cluster `cluster_id`, for
+    /// node `node_id` (the active controller this store reports).
+    pub fn load(
+        mut log: Box<dyn MetadataLog>,
+        cluster_id: String,
+        node_id: NodeId,
+    ) -> Result<MetadataStore> {
         let base = Arc::new(MetadataImage::empty(cluster_id));
         let mut delta = MetadataDelta::new(base);
         let batches = log.read_all()?;
@@ -108,11 +119,14 @@ impl MetadataStore {
             brokers = image.brokers().len(),
             "metadata log replayed"
         );
+        let image = Arc::new(image);
         Ok(MetadataStore {
             log,
-            image: Arc::new(image),
+            images: watch::Sender::new(Arc::clone(&image)),
+            image,
             epoch: SINGLE_NODE_EPOCH,
             clock: Arc::new(SystemClock),
+            active: watch::Sender::new(Some(node_id)),
         })
     }
 
@@ -163,7 +177,32 @@ impl MetadataStore {
         }
         self.log.append(builder.build()?)?;
         self.image = Arc::new(image);
+        self.images.send_replace(Arc::clone(&self.image));
         Ok(Arc::clone(&self.image))
+    }
+}
+
+/// The single-node journal: every append is committed by its fsync, and this node
+/// is always the active controller.
+impl MetadataJournal for MetadataStore {
+    fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.images.subscribe()
+    }
+
+    fn next_offset(&self) -> Offset {
+        self.log.next_offset()
+    }
+
+    fn active_controller(&self) -> watch::Receiver<Option<NodeId>> {
+        self.active.subscribe()
+    }
+
+    fn append(&mut self, records: &[MetadataRecord]) -> Result<Arc<MetadataImage>> {
+        MetadataStore::append(self, records)
     }
 }
 

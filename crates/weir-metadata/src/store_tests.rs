@@ -236,7 +236,7 @@ fn a_failed_append_leaves_the_image_unchanged() {
         next: Offset(0),
         fail: Arc::clone(&fail),
     };
-    let mut store = MetadataStore::load(Box::new(log), "c".into()).unwrap();
+    let mut store = MetadataStore::load(Box::new(log), "c".into(), NodeId(1)).unwrap();
     let h = history();
     store.append(&h[..7]).unwrap();
     let before = Arc::clone(store.image());

@@ -8,8 +8,7 @@
 //! `current_leader_epoch` is checked first (FENCED_LEADER_EPOCH /
 //! UNKNOWN_LEADER_EPOCH), and only the leader answers.
 //!
-//! The replica layer offers no call for this yet, so the handler reads the
-//! partition's log under its read lock through the crate-internal partition API,
+//! The replica layer answers ([`crate::replica::ReplicaManager::end_offset_for_epoch`]),
 //! with the same checks ListOffsets uses.
 
 use weir_protocol::messages::offset_for_leader_epoch::{
@@ -72,9 +71,7 @@ fn end_offset(
     current: LeaderEpoch,
     requested: LeaderEpoch,
 ) -> Result<(LeaderEpoch, Offset), ReplicaError> {
-    let p = state.replicas.partition(topic, partition)?;
-    let guard = p.read()?;
-    p.check_fetchable(&guard, current)?;
-    let log = p.log(&guard)?;
-    Ok(log.end_offset_for_epoch(requested))
+    state
+        .replicas
+        .end_offset_for_epoch(topic, partition, current, requested)
 }

@@ -7,7 +7,14 @@
 //! the result as a whole. Names follow Kafka so a `server.properties` can be reused:
 //! keys Weir does not use are warnings ([`ConfigWarning`]), never errors, while a
 //! value Weir cannot use is an error that says what to write instead.
+//!
+//! The cluster settings (`process.roles`, `controller.quorum.voters`, the controller
+//! listener) are checked together by `cluster.rs`: without voters the node is the
+//! single-node cluster `weir server` starts with no arguments.
 
+mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod java_properties;
 mod listener;
 mod properties;
@@ -17,6 +24,10 @@ use std::path::PathBuf;
 
 use weir_types::NodeId;
 
+pub use cluster::{
+    parse_voters, voters_to_string, ProcessRoles, QuorumVoters, VoterAddress,
+    DEFAULT_CONTROLLER_LISTENER_NAME,
+};
 pub use java_properties::parse_properties;
 pub use listener::{ListenerConfig, DEFAULT_LISTENER_NAME};
 pub use properties::{ConfigWarning, Setting};
@@ -108,11 +119,15 @@ pub struct BrokerConfig {
     /// `node.id` (alias `broker.id`): this node's id in the cluster. Default: 1, so a
     /// single node needs no configuration; a cluster gives each node its own.
     pub node_id: NodeId,
-    /// `listeners`: where to accept clients. Default: `PLAINTEXT://127.0.0.1:9092`,
+    /// `listeners`: where to accept connections. Default: `PLAINTEXT://127.0.0.1:9092`,
     /// loopback rather than Kafka's all-interfaces, so a default start exposes
-    /// nothing to the network.
+    /// nothing to the network. Entries named in `controller.listener.names` carry
+    /// controller traffic only ([`BrokerConfig::controller_listener`]); the others
+    /// serve clients ([`BrokerConfig::client_listeners`]).
     pub listeners: Vec<ListenerConfig>,
-    /// `advertised.listeners`: the addresses handed to clients in Metadata. Default:
+    /// `advertised.listeners`: the addresses handed to clients in Metadata (and, in a
+    /// cluster, registered with the controller, so other brokers' followers fetch
+    /// from them). Default:
     /// unset, meaning each listener's bound address (the real port when listening on
     /// port 0); required when a listener binds all interfaces, because 0.0.0.0 is
     /// not an address a client can connect to.
@@ -121,6 +136,93 @@ pub struct BrokerConfig {
     /// locked by the running broker. Default: `./weir-data`, the interface
     /// contract's embedded default.
     pub log_dirs: Vec<PathBuf>,
+
+    /// `process.roles`: `broker`, `controller` or both. Default: unset, meaning both:
+    /// the single-node cluster without voters, a full member of the quorum with them.
+    /// A broker-only or controller-only node needs `controller.quorum.voters`.
+    pub process_roles: Option<ProcessRoles>,
+    /// `controller.quorum.voters`: the controller quorum's members, `id@host:port`
+    /// each, by node id. Default: empty, the single-node cluster. A node with the
+    /// controller role must be among them; ids are unique.
+    pub controller_quorum_voters: QuorumVoters,
+    /// `controller.listener.names`: names of the listeners that carry controller
+    /// traffic (Raft and forwarded requests), never Kafka clients. Default:
+    /// `CONTROLLER`, the name Kafka's example configs use.
+    pub controller_listener_names: Vec<String>,
+    /// `inter.broker.listener.name`: the listener whose advertised address other
+    /// brokers' followers fetch from when this node follows them: a follower on node
+    /// N connects to the leader's endpoint of the name node N is configured with.
+    /// Default: unset, meaning the first client listener (`PLAINTEXT` by default).
+    /// Giving each node its own name, with a per-source address advertised for it,
+    /// lets tests route every broker-to-broker link through a fault proxy.
+    pub inter_broker_listener_name: Option<String>,
+    /// `broker.rack`: this broker's rack, for rack-aware placement of replicas.
+    /// Default: unset (placement ignores racks).
+    pub broker_rack: Option<String>,
+    /// `broker.session.timeout.ms`: the controller fences a broker that has not
+    /// heartbeated for this long. Default: 9000, Kafka's.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats to the active
+    /// controller. Default: 2000, Kafka's; below the session timeout, so one lost
+    /// heartbeat does not fence a broker.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `controlled.shutdown.enable`: on a clean stop, ask the controller to move
+    /// leadership away first, so clients see no unavailable partitions. Default:
+    /// true, Kafka's.
+    pub controlled_shutdown_enable: bool,
+    /// `controller.quorum.election.timeout.ms`: how long a voter waits for a leader
+    /// before it stands for election. Default: 1000, Kafka's.
+    pub controller_quorum_election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms`: a follower that hears nothing from the
+    /// leader for this long starts an election. Default: 2000, Kafka's.
+    pub controller_quorum_fetch_timeout_ms: u64,
+    /// `metadata.log.max.snapshot.interval.ms`: snapshot the metadata log at least
+    /// this often when it has changed, so a restart replays little. Default: 3600000
+    /// (1 hour), Kafka's.
+    pub metadata_log_max_snapshot_interval_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: snapshot once this many
+    /// bytes of records have been appended since the last one. Default: 20971520
+    /// (20 MiB), Kafka's.
+    pub metadata_log_max_record_bytes_between_snapshots: u64,
+
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with the leader's
+    /// log end for this long leaves the ISR. Default: 30000, Kafka's.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.max.bytes`: bytes a follower asks for per partition per fetch
+    /// (a larger first batch is still returned whole). Default: 1048576, Kafka's.
+    pub replica_fetch_max_bytes: usize,
+    /// `replica.fetch.response.max.bytes`: bytes a follower asks for per fetch
+    /// response. Default: 10485760, Kafka's.
+    pub replica_fetch_response_max_bytes: usize,
+    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for (up to
+    /// `replica.fetch.wait.max.ms`). Default: 1, Kafka's.
+    pub replica_fetch_min_bytes: usize,
+    /// `replica.fetch.wait.max.ms`: longest a follower's fetch waits at the leader.
+    /// Default: 500, Kafka's; at most `replica.lag.time.max.ms`, or an idle follower
+    /// would drop out of the ISR between fetches.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch. Default:
+    /// 1000, Kafka's.
+    pub replica_fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`: a follower's fetch request times out after this
+    /// long. Default: 30000, Kafka's; at least `replica.fetch.wait.max.ms`.
+    pub replica_socket_timeout_ms: u64,
+    /// `num.replica.fetchers`: fetcher tasks per source broker. Default: 1, Kafka's.
+    pub num_replica_fetchers: usize,
+    /// `unclean.leader.election.enable`: elect a replica outside the ISR when no ISR
+    /// member is left, losing acknowledged records. Default: false, Kafka's; Weir
+    /// never elects a replica that may lack committed data unless this is set.
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: move leadership back to each partition's
+    /// preferred replica when brokers return. Default: true, Kafka's.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often the controller looks for
+    /// partitions led away from their preferred replica. Default: 300, Kafka's.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`: rebalance a broker's leaders once
+    /// more than this percent of its preferred partitions are led elsewhere.
+    /// Default: 10, Kafka's.
+    pub leader_imbalance_per_broker_percentage: u32,
 
     /// `socket.request.max.bytes`: largest request frame; larger ones close the
     /// connection. Default: 104857600 (100 MiB), Kafka's.
@@ -224,6 +326,30 @@ impl Default for BrokerConfig {
             }],
             advertised_listeners: None,
             log_dirs: vec![PathBuf::from("./weir-data")],
+            process_roles: None,
+            controller_quorum_voters: QuorumVoters::new(),
+            controller_listener_names: vec![DEFAULT_CONTROLLER_LISTENER_NAME.to_owned()],
+            inter_broker_listener_name: None,
+            broker_rack: None,
+            broker_session_timeout_ms: 9000,
+            broker_heartbeat_interval_ms: 2000,
+            controlled_shutdown_enable: true,
+            controller_quorum_election_timeout_ms: 1000,
+            controller_quorum_fetch_timeout_ms: 2000,
+            metadata_log_max_snapshot_interval_ms: 3_600_000,
+            metadata_log_max_record_bytes_between_snapshots: 20_971_520,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1000,
+            replica_socket_timeout_ms: 30_000,
+            num_replica_fetchers: 1,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
             queued_max_requests_per_connection: 100,

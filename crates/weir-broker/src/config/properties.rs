@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use weir_types::NodeId;
 
+use super::cluster::{parse_voters, ProcessRoles};
 use super::java_properties::parse_properties;
 use super::{BrokerConfig, CleanupPolicy, CompressionType, ConfigError, ListenerConfig};
 
@@ -53,20 +54,14 @@ impl fmt::Display for ConfigWarning {
 /// Kafka broker settings that have no meaning in Weir; they are accepted with a
 /// warning rather than rejected, so `server.properties` files can be reused.
 const NOT_USED: &[&str] = &[
-    "broker.rack",
-    "controller.listener.names",
     "controller.quorum.bootstrap.servers",
-    "controller.quorum.voters",
     "group.coordinator.rebalance.protocols",
-    "inter.broker.listener.name",
     "listener.security.protocol.map",
     "log.flush.offset.checkpoint.interval.ms",
     "log.flush.scheduler.interval.ms",
     "num.io.threads",
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
-    "num.replica.fetchers",
-    "process.roles",
     "queued.max.requests",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.replication.factor",
@@ -136,6 +131,27 @@ fn scaled(key: &str, value: &str, unit: u64) -> Result<u64, ConfigError> {
 
 fn listeners(key: &str, value: &str) -> Result<Vec<ListenerConfig>, ConfigError> {
     ListenerConfig::parse_list(value).map_err(|reason| bad(key, value, reason))
+}
+
+/// A comma-separated list of listener names, upper-cased as listener names are.
+fn listener_names(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match names
+        .iter()
+        .find(|n| !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        Some(n) => Err(bad(
+            key,
+            value,
+            format!("listener name {n:?} must be letters, digits and '_'"),
+        )),
+        None => Ok(names),
+    }
 }
 
 fn compression(key: &str, value: &str) -> Result<CompressionType, ConfigError> {
@@ -209,6 +225,59 @@ impl BrokerConfig {
                     .filter(|d| !d.is_empty())
                     .map(PathBuf::from)
                     .collect()
+            }
+            "process.roles" => {
+                self.process_roles = ProcessRoles::parse(value).map_err(|r| bad(key, value, r))?
+            }
+            "controller.quorum.voters" => {
+                self.controller_quorum_voters =
+                    parse_voters(value).map_err(|r| bad(key, value, r))?
+            }
+            "controller.listener.names" => {
+                self.controller_listener_names = listener_names(key, value)?
+            }
+            "inter.broker.listener.name" => {
+                self.inter_broker_listener_name = listener_names(key, value)?.into_iter().next()
+            }
+            "broker.rack" => self.broker_rack = (!value.is_empty()).then(|| value.to_owned()),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = scaled(key, value, 1)?,
+            "broker.heartbeat.interval.ms" => {
+                self.broker_heartbeat_interval_ms = scaled(key, value, 1)?
+            }
+            "controlled.shutdown.enable" => self.controlled_shutdown_enable = boolean(key, value)?,
+            "controller.quorum.election.timeout.ms" => {
+                self.controller_quorum_election_timeout_ms = scaled(key, value, 1)?
+            }
+            "controller.quorum.fetch.timeout.ms" => {
+                self.controller_quorum_fetch_timeout_ms = scaled(key, value, 1)?
+            }
+            "metadata.log.max.snapshot.interval.ms" => {
+                self.metadata_log_max_snapshot_interval_ms = scaled(key, value, 1)?
+            }
+            "metadata.log.max.record.bytes.between.snapshots" => {
+                self.metadata_log_max_record_bytes_between_snapshots = number(key, value)?
+            }
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = scaled(key, value, 1)?,
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = number(key, value)?,
+            "replica.fetch.response.max.bytes" => {
+                self.replica_fetch_response_max_bytes = number(key, value)?
+            }
+            "replica.fetch.min.bytes" => self.replica_fetch_min_bytes = number(key, value)?,
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = scaled(key, value, 1)?,
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = scaled(key, value, 1)?,
+            "replica.socket.timeout.ms" => self.replica_socket_timeout_ms = scaled(key, value, 1)?,
+            "num.replica.fetchers" => self.num_replica_fetchers = number(key, value)?,
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = boolean(key, value)?
+            }
+            "auto.leader.rebalance.enable" => {
+                self.auto_leader_rebalance_enable = boolean(key, value)?
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = number(key, value)?
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = number(key, value)?
             }
             "socket.request.max.bytes" => self.socket_request_max_bytes = number(key, value)?,
             "max.connections" => self.max_connections = number(key, value)?,

@@ -23,6 +23,8 @@ impl BrokerConfig {
             ));
         }
         self.validate_listeners()?;
+        self.validate_cluster()?;
+        self.validate_replication()?;
         if self.log_dirs.is_empty() || self.log_dirs.iter().any(|d| d.as_os_str().is_empty()) {
             return Err(invalid("log.dirs", "name at least one data directory"));
         }
@@ -124,6 +126,112 @@ impl BrokerConfig {
                      could satisfy both",
                     self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The timing and size checks of the cluster settings, for
+    /// [`validate`](Self::validate).
+    fn validate_replication(&self) -> Result<(), ConfigError> {
+        if self
+            .broker_rack
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty())
+        {
+            return Err(invalid("broker.rack", "name a rack, or leave it unset"));
+        }
+        let positive = |key: &'static str, value: u64| {
+            if value == 0 {
+                Err(invalid(key, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("broker.session.timeout.ms", self.broker_session_timeout_ms)?;
+        positive(
+            "broker.heartbeat.interval.ms",
+            self.broker_heartbeat_interval_ms,
+        )?;
+        positive(
+            "controller.quorum.election.timeout.ms",
+            self.controller_quorum_election_timeout_ms,
+        )?;
+        positive(
+            "controller.quorum.fetch.timeout.ms",
+            self.controller_quorum_fetch_timeout_ms,
+        )?;
+        positive(
+            "metadata.log.max.snapshot.interval.ms",
+            self.metadata_log_max_snapshot_interval_ms,
+        )?;
+        positive(
+            "metadata.log.max.record.bytes.between.snapshots",
+            self.metadata_log_max_record_bytes_between_snapshots,
+        )?;
+        positive("replica.lag.time.max.ms", self.replica_lag_time_max_ms)?;
+        positive("replica.fetch.backoff.ms", self.replica_fetch_backoff_ms)?;
+        positive("replica.socket.timeout.ms", self.replica_socket_timeout_ms)?;
+        positive("num.replica.fetchers", self.num_replica_fetchers as u64)?;
+        positive(
+            "leader.imbalance.check.interval.seconds",
+            self.leader_imbalance_check_interval_seconds,
+        )?;
+        if self.leader_imbalance_per_broker_percentage > 100 {
+            return Err(invalid(
+                "leader.imbalance.per.broker.percentage",
+                format!(
+                    "is a percentage from 0 to 100 (got {})",
+                    self.leader_imbalance_per_broker_percentage
+                ),
+            ));
+        }
+        if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
+            return Err(invalid(
+                "broker.heartbeat.interval.ms",
+                format!(
+                    "{} is not below broker.session.timeout.ms ({}), so a live broker would                      be fenced between heartbeats; lower it or raise the session timeout",
+                    self.broker_heartbeat_interval_ms, self.broker_session_timeout_ms
+                ),
+            ));
+        }
+        if self.replica_fetch_wait_max_ms > self.replica_lag_time_max_ms {
+            return Err(invalid(
+                "replica.fetch.wait.max.ms",
+                format!(
+                    "{} exceeds replica.lag.time.max.ms ({}), so an idle follower would drop                      out of the ISR while its fetch waits; lower it",
+                    self.replica_fetch_wait_max_ms, self.replica_lag_time_max_ms
+                ),
+            ));
+        }
+        if self.replica_fetch_wait_max_ms > self.replica_socket_timeout_ms {
+            return Err(invalid(
+                "replica.socket.timeout.ms",
+                format!(
+                    "{} is below replica.fetch.wait.max.ms ({}), so a waiting fetch would                      time out; raise it",
+                    self.replica_socket_timeout_ms, self.replica_fetch_wait_max_ms
+                ),
+            ));
+        }
+        let max = usize::try_from(i32::MAX).unwrap_or(usize::MAX);
+        for (key, value) in [
+            ("replica.fetch.max.bytes", self.replica_fetch_max_bytes),
+            (
+                "replica.fetch.response.max.bytes",
+                self.replica_fetch_response_max_bytes,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(
+                    key,
+                    format!("must be from 1 to {max}, what a fetch request can carry"),
+                ));
+            }
+        }
+        if self.replica_fetch_min_bytes > max {
+            return Err(invalid(
+                "replica.fetch.min.bytes",
+                format!("must be from 0 to {max}"),
             ));
         }
         Ok(())

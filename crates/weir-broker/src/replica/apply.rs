@@ -168,6 +168,7 @@ impl ReplicaManager {
             self.spawn_flusher(p);
             tracing::info!(partition = %p.name(), "serving partition");
         }
+        self.reconcile_fetchers();
         first_error.map_or(Ok(()), Err)
     }
 
@@ -290,15 +291,18 @@ impl ReplicaManager {
                 }
             };
             *counts.entry(data_dir.clone()).or_default() += 1;
-            created.push(Arc::new(Partition::new(
-                new.topic,
-                new.assignment.partition,
-                new.topic_id,
-                self.log_dir(&data_dir),
-                log,
-                &new.assignment,
-                node,
-            )));
+            created.push(Arc::new(
+                Partition::new(
+                    new.topic,
+                    new.assignment.partition,
+                    new.topic_id,
+                    self.log_dir(&data_dir),
+                    log,
+                    &new.assignment,
+                    node,
+                )
+                .with_lag_time_max(self.shared.config.replica_lag_time_max),
+            ));
         }
         created
     }

@@ -26,6 +26,19 @@ pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 5_000;
 /// is forgotten after this long without a write.
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 
+/// Kafka's `replica.lag.time.max.ms` default.
+pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
+/// Kafka's `replica.fetch.max.bytes` default (1 MiB).
+pub const DEFAULT_REPLICA_FETCH_MAX_BYTES: usize = 1 << 20;
+/// Kafka's `replica.fetch.response.max.bytes` default (10 MiB).
+pub const DEFAULT_REPLICA_FETCH_RESPONSE_MAX_BYTES: usize = 10 << 20;
+/// Kafka's `replica.fetch.wait.max.ms` default.
+pub const DEFAULT_REPLICA_FETCH_WAIT_MAX_MS: u64 = 500;
+/// Kafka's `replica.fetch.min.bytes` default.
+pub const DEFAULT_REPLICA_FETCH_MIN_BYTES: usize = 1;
+/// Kafka's `replica.fetch.backoff.ms` default.
+pub const DEFAULT_REPLICA_FETCH_BACKOFF_MS: u64 = 1_000;
+
 /// What the replica layer needs to run, taken from the broker's configuration.
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
@@ -44,6 +57,23 @@ pub struct ReplicaConfig {
     pub checkpoint_interval: Duration,
     /// `producer.id.expiration.ms`. Default [`DEFAULT_PRODUCER_ID_EXPIRATION_MS`].
     pub producer_id_expiration_ms: i64,
+    /// `replica.lag.time.max.ms`: a follower not caught up with the leader's log
+    /// end for this long leaves the ISR. Default 30000.
+    pub replica_lag_time_max: Duration,
+    /// `replica.fetch.max.bytes`: per partition in a follower's fetch (soft, as
+    /// KIP-74). Default 1048576.
+    pub replica_fetch_max_bytes: usize,
+    /// `replica.fetch.response.max.bytes`: per follower fetch response (soft).
+    /// Default 10485760.
+    pub replica_fetch_response_max_bytes: usize,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at the
+    /// leader for data. Default 500.
+    pub replica_fetch_wait_max: Duration,
+    /// `replica.fetch.min.bytes`: the leader answers a follower's fetch once this
+    /// much data is there. Default 1.
+    pub replica_fetch_min_bytes: usize,
+    /// `replica.fetch.backoff.ms`: pause after a failed fetch. Default 1000.
+    pub replica_fetch_backoff: Duration,
     /// Test seam for group commit: when set, every partition flusher takes one
     /// permit from this semaphore before each fsync, so a test can hold fsyncs
     /// back, pile up appends, and release them to observe that one fsync covers
@@ -63,6 +93,12 @@ impl ReplicaConfig {
             ),
             checkpoint_interval: Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS),
             producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            replica_lag_time_max: Duration::from_millis(broker.replica_lag_time_max_ms.max(1)),
+            replica_fetch_max_bytes: broker.replica_fetch_max_bytes,
+            replica_fetch_response_max_bytes: broker.replica_fetch_response_max_bytes,
+            replica_fetch_wait_max: Duration::from_millis(broker.replica_fetch_wait_max_ms),
+            replica_fetch_min_bytes: broker.replica_fetch_min_bytes,
+            replica_fetch_backoff: Duration::from_millis(broker.replica_fetch_backoff_ms),
             flush_gate: None,
         }
     }

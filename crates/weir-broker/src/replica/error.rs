@@ -58,6 +58,25 @@ pub enum ReplicaError {
         /// The topic's `min.insync.replicas`.
         min: i32,
     },
+    /// An acks=all produce was written and reached the high watermark, but the ISR
+    /// shrank below `min.insync.replicas` while it waited.
+    #[error(
+        "the append is replicated to {isr} in-sync replicas, fewer than min.insync.replicas {min}"
+    )]
+    NotEnoughReplicasAfterAppend {
+        /// In-sync replicas now.
+        isr: usize,
+        /// The topic's `min.insync.replicas`.
+        min: i32,
+    },
+    /// A follower could not reach its leader (the replica fetcher backs off).
+    #[error("cannot reach leader {leader}: {reason}")]
+    LeaderUnreachable {
+        /// The leader.
+        leader: weir_types::NodeId,
+        /// What failed.
+        reason: String,
+    },
     /// An acks=all produce was written but not made durable within its timeout.
     #[error("the append was written but not fsynced before the request's timeout")]
     RequestTimedOut,
@@ -123,6 +142,10 @@ impl ReplicaError {
             ReplicaError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
             ReplicaError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
             ReplicaError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+            ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
+                ErrorCode::NotEnoughReplicasAfterAppend
+            }
+            ReplicaError::LeaderUnreachable { .. } => ErrorCode::NetworkException,
             ReplicaError::RequestTimedOut => ErrorCode::RequestTimedOut,
             ReplicaError::Offline { .. }
             | ReplicaError::LogDirOffline { .. }

@@ -2,7 +2,9 @@
 //!
 //! A consumer reads below the high watermark (read_committed: below the last stable
 //! offset, which equals it until transactions exist); a replica fetcher (a request
-//! with `replica_id >= 0`) reads to the log end. Every read returns whole stored
+//! with `replica_id >= 0`) reads to the log end, and its fetch offset tells the
+//! leader how far that follower got (`leader.rs`: high watermark, ISR). Every
+//! answer carries the high watermark, which is how followers learn it. Every read returns whole stored
 //! batches. The response is limited to `max_bytes` over all partitions and to each
 //! partition's `partition_max_bytes`, except that the first batch of the first
 //! partition with data is returned whole even when larger (KIP-74), so a consumer
@@ -136,6 +138,22 @@ impl ReplicaManager {
             .collect();
         let replica = params.replica_id >= 0;
         let deadline = Instant::now() + params.max_wait.min(MAX_FETCH_WAIT);
+        if replica {
+            // A follower's fetch offset is its log end: the leader's view of its
+            // progress (`leader.rs`).
+            let follower = weir_types::NodeId(params.replica_id);
+            for (request, p) in partitions.iter().zip(&hosted) {
+                let Some(p) = p else { continue };
+                let expand = p.record_follower_fetch(
+                    follower,
+                    request.fetch_offset,
+                    request.current_leader_epoch,
+                );
+                if let Some(expand) = expand {
+                    self.send_isr_change(Arc::clone(p), expand);
+                }
+            }
+        }
         let waker = Arc::new(Notify::new());
         loop {
             // Register before reading: see `delayed` for why.

@@ -134,6 +134,7 @@ impl Partition {
         state.last_flush = Instant::now();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let moved = advance_high_watermark(&mut state);
+        self.publish(&state);
         drop(state);
         self.flushed.send_modify(|p| {
             if flushed > p.flushed {
@@ -167,6 +168,7 @@ impl Partition {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         advance_high_watermark(&mut state);
+        self.publish(&state);
         drop(state);
         self.flushed
             .send_modify(|p| p.flushed = p.flushed.max(flushed));

@@ -16,10 +16,10 @@
 //!    recovery. A log directory that went offline (`log_dir.rs`) is left as it is:
 //!    no close, no checkpoint, no marker; the next start recovers it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,11 +28,13 @@ use weir_log::checkpoint::{
 };
 use weir_log::{Log, OpenHints, TopicPartition};
 use weir_protocol::Uuid;
-use weir_types::{Clock, Offset};
+use weir_types::{Clock, NodeId, Offset};
 
 use super::config::ReplicaConfig;
 use super::dirs;
 use super::error::{ReplicaError, Result};
+use super::isr::IsrChannel;
+use super::leader_client::LeaderClient;
 use super::log_dir::LogDir;
 use super::partition::Partition;
 
@@ -68,6 +70,18 @@ pub(super) struct Shared {
     pub(super) closed: AtomicBool,
     /// Offset of the last metadata image applied (-1 before the first).
     pub(super) applied: tokio::sync::watch::Sender<Offset>,
+    /// The controller and leader seams, once replication started.
+    pub(super) links: OnceLock<Links>,
+    /// Leaders that have a running replica fetcher (`replica_fetcher.rs`).
+    pub(super) fetchers: Mutex<BTreeSet<NodeId>>,
+}
+
+/// What replication talks to; see [`ReplicaManager::start_replication`].
+pub(super) struct Links {
+    /// ISR changes to the controller.
+    pub(super) isr: Arc<dyn IsrChannel>,
+    /// Fetches from leaders.
+    pub(super) leaders: Arc<dyn LeaderClient>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -132,6 +146,8 @@ impl ReplicaManager {
                 tasks: TaskTracker::new(),
                 closed: AtomicBool::new(false),
                 applied: tokio::sync::watch::Sender::new(Offset(-1)),
+                links: OnceLock::new(),
+                fetchers: Mutex::new(BTreeSet::new()),
             }),
         };
         let m = manager.clone();
@@ -180,6 +196,27 @@ impl ReplicaManager {
                 tracing::error!(dir = %dir.path.display(), partitions = n, "stopped serving the partitions of an offline log directory");
             });
         }
+    }
+
+    /// Starts replication: ISR changes go to the controller through `isr`, and
+    /// partitions this broker follows are fetched from their leaders through
+    /// `leaders` (one fetcher per leader, `replica_fetcher.rs`); lagging followers
+    /// are checked every `replica.lag.time.max.ms / 2`. Call once, after
+    /// [`ReplicaManager::open`] (before or after the first image); later calls do
+    /// nothing. Without it the broker serves as a single node: leaders take
+    /// appends, nothing is fetched, and the ISR never changes.
+    pub fn start_replication(&self, isr: Arc<dyn IsrChannel>, leaders: Arc<dyn LeaderClient>) {
+        if self.shared.links.set(Links { isr, leaders }).is_err() {
+            tracing::warn!("replication already started");
+            return;
+        }
+        self.spawn_isr_shrinker();
+        self.reconcile_fetchers();
+    }
+
+    /// The replication seams, once started.
+    pub(super) fn links(&self) -> Option<&Links> {
+        self.shared.links.get()
     }
 
     /// The settings.

@@ -104,7 +104,24 @@ impl ReplicaManager {
         let p = self.partition(topic, partition)?;
         let state = p.read()?;
         p.check_fetchable(&state, current_leader_epoch)?;
-        Ok(p.log(&state)?.end_offset_for_epoch(leader_epoch))
+        let log = p.log(&state)?;
+        let latest = log.latest_epoch();
+        if leader_epoch.get() >= 0
+            && leader_epoch <= state.leader_epoch
+            && latest.is_none_or(|l| leader_epoch > l)
+        {
+            // Kafka's leader records its epoch's start at the log end when elected;
+            // Weir's log learns an epoch at its first append. Until then an epoch
+            // between the log's latest and ours ended at the log end (the start of
+            // ours), which is what Kafka would answer.
+            let epoch = if leader_epoch == state.leader_epoch {
+                leader_epoch
+            } else {
+                latest.unwrap_or(leader_epoch)
+            };
+            return Ok((epoch, log.log_end_offset()));
+        }
+        Ok(log.end_offset_for_epoch(leader_epoch))
     }
 
     /// DeleteRecords for one partition: deletes every record below `offset` (-1:

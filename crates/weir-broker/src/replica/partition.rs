@@ -12,8 +12,10 @@
 //!
 //! # High watermark
 //!
-//! See [`single_replica_high_watermark`]: with fsync-before-ack the high watermark is
-//! the flushed offset, otherwise the log end. It only moves forward here.
+//! On a leader: the smallest log end over the ISR (see `leader.rs`), where the
+//! leader's own counts as [`single_replica_high_watermark`] (with fsync-before-ack
+//! the flushed offset, otherwise the log end). It only moves forward here. On a
+//! follower it is the leader's, capped by the local log end (`follower.rs`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +31,7 @@ use super::assignment::PartitionAssignment;
 use super::config::fsync_before_ack;
 use super::delayed::WakeList;
 use super::error::{ReplicaError, Result};
+use super::leader::{replicated_high_watermark, reset_for_role, Replication};
 use super::log_dir::LogDir;
 
 /// This broker's part in a partition's replica set.
@@ -36,8 +39,7 @@ use super::log_dir::LogDir;
 pub enum Role {
     /// This broker leads: it takes produce requests and serves consumers.
     Leader,
-    /// Another broker leads; this one replicates (the replica fetcher comes with
-    /// the cluster work).
+    /// Another broker leads; this one replicates it (see `replica_fetcher.rs`).
     Follower,
     /// The partition has no leader right now.
     NoLeader,
@@ -73,6 +75,13 @@ pub(crate) struct FlushProgress {
     pub(crate) failed: bool,
     /// The partition stopped being served.
     pub(crate) stopped: bool,
+    /// The high watermark (acks=all waits for it to pass its batch).
+    pub(crate) high_watermark: Offset,
+    /// The leader epoch this broker leads in, or `None` when it does not lead: an
+    /// acks=all waiter appended in another epoch fails with NOT_LEADER_OR_FOLLOWER.
+    pub(crate) leading: Option<LeaderEpoch>,
+    /// Members of the (committed) ISR, for NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    pub(crate) isr_len: usize,
 }
 
 /// The mutable part of a partition; see the module docs.
@@ -90,8 +99,14 @@ pub(crate) struct State {
     pub(crate) partition_epoch: i32,
     /// Replicas, from the metadata.
     pub(crate) replicas: Vec<NodeId>,
-    /// In-sync replicas, from the metadata (`min.insync.replicas` counts them).
+    /// In-sync replicas, from the metadata or from our last accepted
+    /// AlterPartition (`min.insync.replicas` counts them).
     pub(crate) isr: Vec<NodeId>,
+    /// The leader, from the metadata (a follower fetches from it).
+    pub(crate) leader: Option<NodeId>,
+    /// Leader and follower bookkeeping of replication (see `leader.rs` and
+    /// `follower.rs`).
+    pub(crate) replication: Replication,
     /// When the last flush finished, for `flush.ms`.
     pub(crate) last_flush: Instant,
 }
@@ -149,10 +164,18 @@ impl Partition {
             partition_epoch: assignment.partition_epoch,
             replicas: Vec::new(),
             isr: Vec::new(),
+            leader: None,
+            replication: Replication::default(),
             last_flush: Instant::now(),
         };
+        // A new partition always takes its first registration (a leader epoch
+        // equal to the initial one must still set the role).
+        state.leader_epoch = LeaderEpoch(-1);
         apply_assignment(&mut state, assignment, node);
         advance_high_watermark(&mut state);
+        let high_watermark = state.log.as_ref().map_or(Offset(0), Log::high_watermark);
+        let leading = (state.role == Role::Leader).then_some(state.leader_epoch);
+        let isr_len = state.isr.len();
         Partition {
             topic,
             index,
@@ -166,11 +189,24 @@ impl Partition {
                 flushed,
                 failed,
                 stopped: false,
+                high_watermark,
+                leading,
+                isr_len,
             }),
             hw_waiters: WakeList::default(),
             leo_waiters: WakeList::default(),
             fsyncs: AtomicU64::new(0),
         }
+    }
+
+    /// Sets `replica.lag.time.max.ms` (used by the high watermark and ISR rules).
+    pub(crate) fn with_lag_time_max(mut self, lag: std::time::Duration) -> Partition {
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.replication.lag_time_max = lag;
+        self
     }
 
     /// `<topic>-<partition>`, for log lines and errors.
@@ -278,6 +314,7 @@ impl Partition {
         let Ok(mut state) = self.write() else { return };
         let changed = apply_assignment(&mut state, assignment, node);
         let moved = advance_high_watermark(&mut state);
+        self.publish(&state);
         drop(state);
         // Waiting fetches re-check when the role or epoch changed (they now get
         // NOT_LEADER_OR_FOLLOWER or an epoch error) or the high watermark moved.
@@ -297,6 +334,7 @@ impl Partition {
         }
         log.set_config(config)?;
         let moved = advance_high_watermark(&mut state);
+        self.publish(&state);
         drop(state);
         self.force_flush.store(true, Ordering::Release);
         self.flush_requested.notify_one();
@@ -330,6 +368,23 @@ impl Partition {
         log
     }
 
+    /// Publishes the high watermark, the leadership and the ISR size to acks=all
+    /// waiters. Call under the state lock after any of them may have changed.
+    pub(crate) fn publish(&self, state: &State) {
+        let high_watermark = state.log.as_ref().map(Log::high_watermark);
+        let leading = (state.role == Role::Leader && !state.stopped).then_some(state.leader_epoch);
+        let isr_len = state.isr.len();
+        self.flushed.send_if_modified(|p| {
+            let before = *p;
+            if let Some(hw) = high_watermark {
+                p.high_watermark = hw;
+            }
+            p.leading = leading;
+            p.isr_len = isr_len;
+            before != *p
+        });
+    }
+
     /// fsyncs completed so far.
     pub(crate) fn fsync_count(&self) -> u64 {
         self.fsyncs.load(Ordering::Relaxed)
@@ -340,6 +395,13 @@ impl Partition {
 /// the one applied (lower leader epoch) is ignored: epochs only grow. Returns
 /// whether the role or the leader epoch changed.
 fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: NodeId) -> bool {
+    if assignment.leader_epoch == state.leader_epoch
+        && assignment.partition_epoch < state.partition_epoch
+    {
+        // An image older than an ISR change we already applied from the
+        // controller's AlterPartition reply: the next image confirms ours.
+        return false;
+    }
     if assignment.leader_epoch < state.leader_epoch {
         tracing::warn!(
             current = state.leader_epoch.get(),
@@ -349,16 +411,26 @@ fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: N
         return false;
     }
     let before = (state.role, state.leader_epoch);
+    let partition_epoch_before = state.partition_epoch;
     state.leader_epoch = assignment.leader_epoch;
     state.partition_epoch = assignment.partition_epoch;
     state.replicas.clone_from(&assignment.replicas);
     state.isr.clone_from(&assignment.isr);
+    state.leader = assignment.leader;
     state.role = match assignment.leader {
         Some(leader) if leader == node => Role::Leader,
         Some(_) => Role::Follower,
         None => Role::NoLeader,
     };
-    before != (state.role, state.leader_epoch)
+    let changed = before != (state.role, state.leader_epoch);
+    if changed {
+        reset_for_role(state, node);
+    } else if partition_epoch_before != state.partition_epoch {
+        // The metadata settled the ISR change we had in flight (or another).
+        state.replication.pending_isr = None;
+    }
+    state.replication.track_replicas(&state.replicas, node);
+    changed
 }
 
 /// Moves the high watermark up to what [`single_replica_high_watermark`] allows,
@@ -370,12 +442,24 @@ pub(crate) fn advance_high_watermark(state: &mut State) -> bool {
     let Some(log) = state.log.as_mut() else {
         return false;
     };
+    // KIP-966: below `min.insync.replicas` (capped by the replica count, as
+    // Kafka's effective min ISR) the high watermark waits, so nothing is committed
+    // on fewer replicas than the topic asks for.
+    let replicas = i64::try_from(state.replicas.len().max(1)).unwrap_or(i64::MAX);
+    let min_isr = i64::from(log.config().min_insync_replicas).min(replicas);
+    if i64::try_from(state.isr.len()).unwrap_or(i64::MAX) < min_isr {
+        return false;
+    }
     let old = log.high_watermark();
-    let target = single_replica_high_watermark(
+    let own = single_replica_high_watermark(
         log.log_end_offset(),
         log.recovery_point(),
         fsync_before_ack(log.config()),
     );
+    let followers = state
+        .replication
+        .isr_follower_leos(&state.isr, log.log_end_offset());
+    let target = replicated_high_watermark(own, followers);
     if target <= old {
         return false;
     }

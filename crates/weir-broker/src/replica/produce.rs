@@ -8,10 +8,15 @@
 //! offsets and not written again, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
 //! INVALID_PRODUCER_EPOCH. A rejected append writes nothing.
 //!
-//! After the write, acks=0 and acks=1 are done. acks=all is done once every in-sync
-//! replica has the data; with one replica that means: when the topic is
-//! fsync-before-ack (`flush.messages=1`, the default), once the flusher's group
-//! commit covers the batch (see [`super::flusher`]), and otherwise at once.
+//! After the write, acks=0 and acks=1 are done. acks=all first needs the ISR to have
+//! at least `min.insync.replicas` members (else NOT_ENOUGH_REPLICAS, nothing
+//! written), and is done once the high watermark passes the batch: every in-sync
+//! replica has it, the leader's own copy fsynced when the topic is
+//! fsync-before-ack (`flush.messages=1`, the default; see [`super::flusher`]). If
+//! the ISR shrinks below `min.insync.replicas` meanwhile, the answer is
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND at once (the high watermark stops below
+//! `min.insync.replicas`, KIP-966, so waiting longer would only time out); if this
+//! broker stopped leading the partition, NOT_LEADER_OR_FOLLOWER.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +24,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 use weir_log::AppendInfo;
-use weir_types::Offset;
+use weir_types::{LeaderEpoch, Offset};
 
-use super::config::fsync_before_ack;
 use super::error::{ReplicaError, Result};
 use super::manager::ReplicaManager;
 use super::partition::{advance_high_watermark, Partition};
@@ -86,8 +90,13 @@ impl AppendResult {
 pub struct PendingAppend {
     /// The partition, while there is something to wait for.
     partition: Option<Arc<Partition>>,
-    /// The durable offset to wait for (exclusive).
+    /// The high watermark to wait for (exclusive).
     wait_for: Offset,
+    /// The leader epoch of the append: a waiter fails once this broker stops
+    /// leading in it.
+    epoch: LeaderEpoch,
+    /// The topic's `min.insync.replicas` at the append.
+    min_isr: i32,
     /// What the append did.
     result: AppendResult,
 }
@@ -104,7 +113,8 @@ impl PendingAppend {
     /// answers a DelayedProduce that expires).
     pub async fn wait_until(self, deadline: Instant) -> Result<AppendResult> {
         if let Some(p) = &self.partition {
-            p.wait_flushed(self.wait_for, deadline).await?;
+            p.wait_replicated(self.wait_for, self.epoch, self.min_isr, deadline)
+                .await?;
         }
         Ok(self.result)
     }
@@ -145,30 +155,46 @@ impl ReplicaManager {
         acks: Acks,
     ) -> Result<PendingAppend> {
         let p = self.partition(topic, partition)?;
-        let (result, wait_for) = p.append_as_leader(records, acks)?;
-        Ok(match wait_for {
-            Some(offset) => PendingAppend {
+        let (result, wait) = p.append_as_leader(records, acks)?;
+        Ok(match wait {
+            Some(w) => PendingAppend {
                 partition: Some(p),
-                wait_for: offset,
+                wait_for: w.offset,
+                epoch: w.epoch,
+                min_isr: w.min_isr,
                 result,
             },
             None => PendingAppend {
                 partition: None,
                 wait_for: Offset(0),
+                epoch: LeaderEpoch(-1),
+                min_isr: 0,
                 result,
             },
         })
     }
 }
 
+/// Whether an ISR of `isr_len` members is below `min.insync.replicas`.
+fn below_min(isr_len: usize, min_isr: i32) -> bool {
+    i64::try_from(isr_len).unwrap_or(i64::MAX) < i64::from(min_isr)
+}
+
+/// What an acks=all append waits for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AckWait {
+    offset: Offset,
+    epoch: LeaderEpoch,
+    min_isr: i32,
+}
+
 impl Partition {
-    /// Appends as leader; returns the result and, for acks=all on an
-    /// fsync-before-ack topic, the durable offset to wait for.
+    /// Appends as leader; returns the result and, for acks=all, what to wait for.
     pub(crate) fn append_as_leader(
         &self,
         records: Bytes,
         acks: Acks,
-    ) -> Result<(AppendResult, Option<Offset>)> {
+    ) -> Result<(AppendResult, Option<AckWait>)> {
         let mut state = self.write()?;
         self.check_leader(&state)?;
         let epoch = state.leader_epoch;
@@ -196,8 +222,11 @@ impl Partition {
             }
         };
         let config = log.config();
-        let durable = fsync_before_ack(config);
-        let wait_for = (acks == Acks::All && durable).then(|| info.last_offset.plus(1));
+        let wait_for = (acks == Acks::All).then(|| AckWait {
+            offset: info.last_offset.plus(1),
+            epoch,
+            min_isr,
+        });
         if info.duplicate {
             return Ok((AppendResult::from_info(&info), wait_for));
         }
@@ -214,6 +243,7 @@ impl Partition {
         let poke = unflushed >= config.flush_messages
             || (config.flush_ms != i64::MAX && unflushed_before == 0);
         let hw_moved = advance_high_watermark(&mut state);
+        self.publish(&state);
         drop(state);
         if poke {
             self.flush_requested.notify_one();
@@ -225,13 +255,25 @@ impl Partition {
         Ok((AppendResult::from_info(&info), wait_for))
     }
 
-    /// Waits until the log is durable up to `target` (exclusive), until `deadline`
-    /// at the latest.
-    pub(crate) async fn wait_flushed(&self, target: Offset, deadline: Instant) -> Result<()> {
+    /// Waits until the high watermark reaches `target` (exclusive) while this
+    /// broker leads in `epoch`, until `deadline` at the latest; see the module docs.
+    pub(crate) async fn wait_replicated(
+        &self,
+        target: Offset,
+        epoch: LeaderEpoch,
+        min_isr: i32,
+        deadline: Instant,
+    ) -> Result<()> {
         let mut rx = self.flushed.subscribe();
         let waited = tokio::time::timeout_at(
             deadline,
-            rx.wait_for(|p| p.flushed >= target || p.failed || p.stopped),
+            rx.wait_for(|p| {
+                p.high_watermark >= target
+                    || below_min(p.isr_len, min_isr)
+                    || p.failed
+                    || p.stopped
+                    || p.leading != Some(epoch)
+            }),
         )
         .await;
         let progress = match waited {
@@ -240,10 +282,21 @@ impl Partition {
             Ok(Err(_)) => return Err(self.offline_error()),
             Ok(Ok(progress)) => *progress,
         };
-        if progress.flushed >= target {
+        if below_min(progress.isr_len, min_isr)
+            && (progress.high_watermark >= target || progress.leading == Some(epoch))
+        {
+            // Written, but the ISR is now too small for it to count as committed
+            // (and the high watermark waits while it is, `partition.rs`).
+            Err(ReplicaError::NotEnoughReplicasAfterAppend {
+                isr: progress.isr_len,
+                min: min_isr,
+            })
+        } else if progress.high_watermark >= target {
             Ok(())
         } else if progress.failed {
             Err(self.offline_error())
+        } else if progress.leading != Some(epoch) && !progress.stopped {
+            Err(self.not_leader_error())
         } else {
             Err(ReplicaError::Stopped {
                 topic: self.topic.clone(),

@@ -1,9 +1,14 @@
 //! Helpers for tests that run the `weir` binary: a `weir server` child on
 //! 127.0.0.1 port 0 over a temp or given data dir (its stderr kept, signals, exit
 //! status; killed by PID on drop), and a runner for one CLI invocation with stdin,
-//! a time limit, and its captured output.
+//! a time limit, and its captured output. [`cluster`] runs several servers as one
+//! cluster (kill, restart, partition by node id); [`proxy`] is the TCP fault proxy
+//! it partitions them with.
 
 #![allow(dead_code)]
+
+pub(crate) mod cluster;
+pub(crate) mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -74,11 +79,21 @@ impl Server {
     /// Spawns `weir server --data-dir DATA_DIR --listen 127.0.0.1:0 EXTRA...`
     /// without waiting for anything (it may be meant to fail).
     pub(crate) fn spawn(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Server::spawn_args(&args)
+    }
+
+    /// Spawns `weir server ARGS` without waiting for anything.
+    pub(crate) fn spawn_args(args: &[String]) -> Server {
         let mut child = weir()
-            .args(["server", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
+            .arg("server")
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use weir_log::LogConfig;
-use weir_types::NodeId;
+use weir_types::{Clock, NodeId, SystemClock};
 
 use crate::error::{MetadataError, Result};
 use crate::image::Endpoint;
@@ -111,6 +112,24 @@ pub struct ControllerConfig {
     /// Seed of the id generator (topic ids, incarnation ids), for reproducible
     /// tests; `None` seeds from the OS. Default: none.
     pub id_seed: Option<u64>,
+    /// How long a broker stays unfenced without a heartbeat
+    /// (`broker.session.timeout.ms`). Default: 9 s. Minimum: 1 ms.
+    pub session_timeout: Duration,
+    /// Whether the controller moves leadership back to preferred replicas
+    /// periodically (`auto.leader.rebalance.enable`). Default: true.
+    pub auto_leader_rebalance_enable: bool,
+    /// How often that rebalance runs (`leader.imbalance.check.interval.seconds`).
+    /// Default: 300 s.
+    pub leader_imbalance_check_interval: Duration,
+    /// How often the controller runs its periodic checks (session expiry,
+    /// elections, rebalance). Default: 250 ms. Minimum: 1 ms.
+    pub tick_interval: Duration,
+    /// How long a request waits for an active controller (forwarding, elections)
+    /// before it fails with NOT_CONTROLLER (`request.timeout.ms`). Default: 30 s.
+    pub request_timeout: Duration,
+    /// The clock of sessions and batch timestamps (tests use a fake one).
+    /// Default: the system clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for ControllerConfig {
@@ -125,6 +144,12 @@ impl Default for ControllerConfig {
             validator: Arc::new(LogConfigValidator::default()),
             queue_capacity: 1024,
             id_seed: None,
+            session_timeout: Duration::from_millis(9000),
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval: Duration::from_secs(300),
+            tick_interval: Duration::from_millis(250),
+            request_timeout: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -143,6 +168,17 @@ impl fmt::Debug for ControllerConfig {
             .field("rack", &self.rack)
             .field("queue_capacity", &self.queue_capacity)
             .field("id_seed", &self.id_seed)
+            .field("session_timeout", &self.session_timeout)
+            .field(
+                "auto_leader_rebalance_enable",
+                &self.auto_leader_rebalance_enable,
+            )
+            .field(
+                "leader_imbalance_check_interval",
+                &self.leader_imbalance_check_interval,
+            )
+            .field("tick_interval", &self.tick_interval)
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +204,12 @@ impl ControllerConfig {
         }
         if self.queue_capacity == 0 {
             return bad("queue_capacity must be >= 1".into());
+        }
+        if self.session_timeout.is_zero() {
+            return bad("broker.session.timeout.ms must be >= 1".into());
+        }
+        if self.tick_interval.is_zero() {
+            return bad("tick_interval must be >= 1 ms".into());
         }
         Ok(())
     }

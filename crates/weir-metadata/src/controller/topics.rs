@@ -12,6 +12,7 @@ use weir_protocol::Uuid;
 use weir_types::{ErrorCode, NodeId};
 
 use super::names::{has_collision_chars, invalid_topic_name, unify_collision_chars};
+use super::placement::{place, Placement};
 use super::types::{
     ApiError, CreatePartitions, CreatePartitionsResult, CreateTopic, CreateTopicResult,
     DeleteTopicResult, Outcome, TopicRef,
@@ -151,9 +152,6 @@ fn creation_configs(
     Ok(configs)
 }
 
-/// (replicas, isr) per partition.
-type Placement = Vec<(Vec<NodeId>, Vec<NodeId>)>;
-
 /// Partitions placed by the controller: counts from the request or the defaults.
 fn placed(
     image: &MetadataImage,
@@ -183,37 +181,8 @@ fn placed(
     if usize::try_from(partitions).unwrap_or(usize::MAX) > MAX_RECORDS_PER_BATCH {
         return Err(ApiError::new(ErrorCode::PolicyViolation, TOO_LARGE));
     }
-    place(image, 0, partitions, rf)
-}
-
-/// Replicas for partitions `start..start + count`, striped over the usable brokers in
-/// id order (the first replica, the preferred leader, rotates with the partition id).
-fn place(image: &MetadataImage, start: i32, count: i32, rf: i16) -> Result<Placement, ApiError> {
-    let brokers: Vec<NodeId> = image.usable_brokers().map(|b| b.id).collect();
-    let unable = |why: String| {
-        ApiError::new(
-            ErrorCode::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {rf} time(s): {why}"),
-        )
-    };
-    if brokers.is_empty() {
-        return Err(unable("All brokers are currently fenced.".into()));
-    }
-    let rf = usize::try_from(rf).unwrap_or(0);
-    if rf > brokers.len() {
-        return Err(unable(format!(
-            "The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
-            brokers.len()
-        )));
-    }
-    let n = brokers.len();
-    Ok((start..start.saturating_add(count))
-        .map(|p| {
-            let first = usize::try_from(p).unwrap_or(0) % n;
-            let replicas: Vec<NodeId> = (0..rf).map(|i| brokers[(first + i) % n]).collect();
-            (replicas.clone(), replicas)
-        })
-        .collect())
+    // The topic count varies the start, so leaders of successive topics spread.
+    place(image, image.topic_count(), 0, partitions, rf)
 }
 
 /// Partitions from a manual assignment (CreateTopics with `assignments`).
@@ -393,6 +362,7 @@ fn add_partitions(
         }
         None => place(
             image,
+            image.topic_count(),
             current,
             additional,
             i16::try_from(rf).unwrap_or(i16::MAX),

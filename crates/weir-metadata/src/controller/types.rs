@@ -6,14 +6,18 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use weir_protocol::Uuid;
 use weir_types::ErrorCode;
 
+use super::codec::{error_code, uuid};
+
 /// The outcome for one resource: a Kafka error code and an optional message (Kafka's
 /// `ApiError`). `ErrorCode::None` is success.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// The code the response carries.
+    #[serde(with = "error_code")]
     pub code: ErrorCode,
     /// The human-readable message (`error_message` in responses that have one).
     pub message: Option<String>,
@@ -49,7 +53,7 @@ impl ApiError {
 }
 
 /// A manual replica assignment for one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaAssignment {
     /// The partition id (0-based; together the assignments must cover 0..n).
     pub partition_index: i32,
@@ -58,7 +62,7 @@ pub struct ReplicaAssignment {
 }
 
 /// One topic of a CreateTopics request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTopic {
     /// The topic name.
     pub name: String,
@@ -87,13 +91,14 @@ impl CreateTopic {
 }
 
 /// The result for one topic of a CreateTopics request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTopicResult {
     /// The topic name, as requested.
     pub name: String,
     /// Success or why not.
     pub error: ApiError,
     /// The new topic's id (zero on failure).
+    #[serde(with = "uuid")]
     pub topic_id: Uuid,
     /// The partition count (-1 on failure).
     pub num_partitions: i32,
@@ -118,27 +123,28 @@ impl CreateTopicResult {
 }
 
 /// A topic named in a DeleteTopics request: by name (v0-5) or by id (v6+).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TopicRef {
     /// By name.
     Name(String),
     /// By topic id.
-    Id(Uuid),
+    Id(#[serde(with = "uuid")] Uuid),
 }
 
 /// The result for one topic of a DeleteTopics request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteTopicResult {
     /// The topic's name, if known (`None` for an unknown id).
     pub name: Option<String>,
     /// The topic's id (zero for an unknown name).
+    #[serde(with = "uuid")]
     pub topic_id: Uuid,
     /// Success or why not.
     pub error: ApiError,
 }
 
 /// One topic of a CreatePartitions request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatePartitions {
     /// The topic name.
     pub name: String,
@@ -150,7 +156,7 @@ pub struct CreatePartitions {
 }
 
 /// The result for one topic of a CreatePartitions request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatePartitionsResult {
     /// The topic name.
     pub name: String,
@@ -159,7 +165,7 @@ pub struct CreatePartitionsResult {
 }
 
 /// One topic of an AlterConfigs request: the complete new set of overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlterTopicConfigs {
     /// The topic name.
     pub topic: String,
@@ -168,7 +174,7 @@ pub struct AlterTopicConfigs {
 }
 
 /// IncrementalAlterConfigs' operation on one config (`config_operation` on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlterConfigOp {
     /// Set the value (0).
     Set,
@@ -194,7 +200,7 @@ impl AlterConfigOp {
 }
 
 /// One config change of an IncrementalAlterConfigs request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigOp {
     /// The config name.
     pub name: String,
@@ -205,7 +211,7 @@ pub struct ConfigOp {
 }
 
 /// One topic of an IncrementalAlterConfigs request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncrementalAlterTopicConfigs {
     /// The topic name.
     pub topic: String,
@@ -214,7 +220,7 @@ pub struct IncrementalAlterTopicConfigs {
 }
 
 /// The result for one topic of an (Incremental)AlterConfigs request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlterConfigsResult {
     /// The topic name.
     pub topic: String,

@@ -45,9 +45,9 @@ async fn the_local_broker_is_registered_once_per_change() {
     );
     let offset = image.offset();
 
-    c.register_broker(listener(9092), None).await.unwrap();
+    c.register_local_broker(listener(9092), None).await.unwrap();
     assert_eq!(c.image().offset(), offset, "unchanged: nothing written");
-    c.register_broker(listener(19092), Some("r1".into()))
+    c.register_local_broker(listener(19092), Some("r1".into()))
         .await
         .unwrap();
     let image = c.image();
@@ -170,7 +170,7 @@ fn bad_settings_are_refused() {
     ] {
         let store = MetadataStore::open(dir.path(), NodeId(1)).unwrap();
         assert!(matches!(
-            Controller::start(store, bad),
+            Controller::start(Box::new(store), None, bad),
             Err(MetadataError::Config(_))
         ));
     }

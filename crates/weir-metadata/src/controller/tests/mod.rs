@@ -1,7 +1,9 @@
 //! Controller tests: every operation and its errors, over a real metadata log in a
 //! temporary directory.
 
+mod cluster;
 mod configs;
+mod failover;
 mod lifecycle;
 mod topics;
 

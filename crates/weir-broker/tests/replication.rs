@@ -1,0 +1,401 @@
+//! Replication between replica managers in one process: followers fetch from the
+//! leader through the in-memory [`weir_broker::replica::InMemoryLeaders`], ISR
+//! changes go to a fake controller, images come from metadata records.
+
+mod replication_support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use replication_support::*;
+use weir_broker::replica::{Acks, FetchParams, FetchPartition, IsolationLevel, Role};
+use weir_protocol::records::BatchBuilder;
+use weir_types::{ErrorCode, LeaderEpoch, NodeId, Offset};
+
+fn batch(n: usize, tag: u8) -> Bytes {
+    let mut b = BatchBuilder::new();
+    for i in 0..n {
+        b.append(
+            1_700_000_000_000 + i as i64,
+            Some(b"k"),
+            Some(&[tag; 64]),
+            &[],
+        )
+        .expect("record");
+    }
+    b.build().expect("batch")
+}
+
+fn nodes(ids: &[i32]) -> Vec<NodeId> {
+    ids.iter().map(|i| NodeId(*i)).collect()
+}
+
+/// A three-node cluster serving topic `t` (one partition, replicas 1,2,3, led by
+/// 1), with `extra` records (configs) in the same change.
+async fn three_nodes(
+    lag: Duration,
+    isr: &[i32],
+    extra: Vec<weir_metadata::MetadataRecord>,
+) -> Cluster {
+    let c = Cluster::start(3, lag).await;
+    let mut records = vec![topic_record("t"), partition_record(&[1, 2, 3], isr, 1)];
+    records.extend(extra);
+    c.publish(&records).await;
+    c
+}
+
+fn consumer_at(offset: i64, epoch: i32) -> (FetchParams, FetchPartition) {
+    (
+        FetchParams {
+            max_wait: Duration::ZERO,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            replica_id: -1,
+        },
+        FetchPartition {
+            topic: "t".into(),
+            partition: 0,
+            fetch_offset: Offset(offset),
+            partition_max_bytes: 1 << 20,
+            current_leader_epoch: LeaderEpoch(epoch),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_reaches_every_follower_byte_identical() {
+    let c = three_nodes(Duration::from_secs(30), &[1, 2, 3], vec![]).await;
+    assert_eq!(c.status(1).role, Role::Leader);
+    assert_eq!(c.status(2).role, Role::Follower);
+    let leader = &c.node(1).replicas;
+    for i in 0..5u8 {
+        let r = in_time(leader.append("t", 0, batch(3, i), Acks::All, LONG))
+            .await
+            .expect("acks=all");
+        assert_eq!(r.base_offset, Offset(i64::from(i) * 3));
+        // Acknowledged: every ISR member has it. The high watermark is read first,
+        // and log ends only grow here, so this holds at one instant.
+        let hw = c.status(1).high_watermark;
+        assert!(hw >= r.last_offset.plus(1), "hw {hw} covers the ack");
+        for id in 1..=3 {
+            let leo = c.status(id).log_end_offset;
+            assert!(hw <= leo, "hw {hw} exceeds node {id}'s log end {leo}");
+        }
+    }
+    until("followers hold everything", || {
+        (2..=3).all(|id| {
+            c.status(id).log_end_offset == Offset(15) && c.status(id).high_watermark == Offset(15)
+        })
+    })
+    .await;
+    let leader_bytes = c.segment_bytes(1);
+    assert!(!leader_bytes.is_empty());
+    assert_eq!(
+        c.segment_bytes(2),
+        leader_bytes,
+        "follower 2 byte-identical"
+    );
+    assert_eq!(
+        c.segment_bytes(3),
+        leader_bytes,
+        "follower 3 byte-identical"
+    );
+    // Followers refuse produce and consumer fetches.
+    let err = c
+        .node(2)
+        .replicas
+        .append("t", 0, batch(1, 9), Acks::Leader, LONG)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::NotLeaderOrFollower);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_never_see_past_the_high_watermark() {
+    // Node 3 is down from the start and stays in the ISR (long lag time): acks=1
+    // data is on the leader but not committed, so consumers see none of it.
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    c.stop(3).await;
+    let leader = &c.node(1).replicas;
+    leader
+        .append("t", 0, batch(2, 1), Acks::Leader, LONG)
+        .await
+        .expect("acks=1 answers after the local write");
+    until("follower 2 has it", || {
+        c.status(2).log_end_offset == Offset(2)
+    })
+    .await;
+    assert_eq!(c.status(1).high_watermark, Offset(0));
+    let (params, p) = consumer_at(0, -1);
+    let got = leader.fetch(params, vec![p]).await.remove(0);
+    assert_eq!(got.error, ErrorCode::None);
+    assert!(got.records.is_empty(), "nothing above the high watermark");
+    assert_eq!(got.high_watermark, Offset(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_follower_holds_acks_all_until_it_leaves_the_isr() {
+    let lag = Duration::from_secs(3);
+    let c = three_nodes(lag, &[1, 2, 3], vec![]).await;
+    let leader = c.node(1).replicas.clone();
+    in_time(leader.append("t", 0, batch(1, 0), Acks::All, LONG))
+        .await
+        .expect("all three up");
+    c.stop(3).await;
+    let waiting = tokio::spawn({
+        let leader = leader.clone();
+        async move { leader.append("t", 0, batch(2, 1), Acks::All, LONG).await }
+    });
+    until("follower 2 caught up", || {
+        c.status(2).log_end_offset == Offset(3)
+    })
+    .await;
+    // Node 3 is still in the ISR (its lag time has not passed): no ack, and the
+    // high watermark stays at what node 3 has.
+    assert!(
+        !waiting.is_finished(),
+        "acks=all waits for every ISR member"
+    );
+    assert_eq!(c.status(1).isr, nodes(&[1, 2, 3]));
+    assert_eq!(c.status(1).high_watermark, Offset(1));
+    let r = in_time(waiting)
+        .await
+        .unwrap()
+        .expect("acked once node 3 left the ISR");
+    assert_eq!(r.base_offset, Offset(1));
+    assert_eq!(c.status(1).isr, nodes(&[1, 2]));
+    let alters = c.controller.alters.lock().unwrap().clone();
+    assert!(
+        alters.iter().any(|a| a.new_isr == nodes(&[1, 2])),
+        "the shrink went through the controller: {alters:?}"
+    );
+    until("the image confirms the ISR", || {
+        c.controller.image().partition("t", 0).unwrap().isr == nodes(&[1, 2])
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_insync_replicas_is_enforced_before_and_after_the_append() {
+    let lag = Duration::from_secs(2);
+    let c = three_nodes(
+        lag,
+        &[1, 2, 3],
+        vec![topic_config("t", "min.insync.replicas", "3")],
+    )
+    .await;
+    let leader = c.node(1).replicas.clone();
+    in_time(leader.append("t", 0, batch(1, 0), Acks::All, LONG))
+        .await
+        .expect("three in sync");
+    c.stop(3).await;
+    // Appended while the ISR still had three members; the shrink lets the high
+    // watermark pass it, but below min.insync.replicas.
+    let err = in_time(leader.append("t", 0, batch(1, 1), Acks::All, LONG))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::NotEnoughReplicasAfterAppend);
+    assert_eq!(c.status(1).isr, nodes(&[1, 2]));
+    // Now refused before anything is written.
+    let end = c.status(1).log_end_offset;
+    let err = leader
+        .append("t", 0, batch(1, 2), Acks::All, LONG)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::NotEnoughReplicas);
+    assert_eq!(c.status(1).log_end_offset, end, "nothing appended");
+    // acks=1 does not care.
+    leader
+        .append("t", 0, batch(1, 3), Acks::Leader, LONG)
+        .await
+        .expect("acks=1");
+    // But below min.insync.replicas nothing is committed (KIP-966): the high
+    // watermark stays where all three had it, though node 2 has everything.
+    let end = c.status(1).log_end_offset;
+    until("node 2 caught up", || c.status(2).log_end_offset == end).await;
+    assert_eq!(c.status(1).high_watermark, Offset(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_that_catch_up_join_the_isr_through_the_controller() {
+    let c = three_nodes(Duration::from_secs(30), &[1], vec![]).await;
+    let leader = &c.node(1).replicas;
+    for i in 0..3 {
+        leader
+            .append("t", 0, batch(2, i), Acks::All, LONG)
+            .await
+            .expect("ISR is the leader alone");
+    }
+    until("both followers joined the ISR", || {
+        let mut isr = c.status(1).isr;
+        isr.sort();
+        isr == nodes(&[1, 2, 3])
+    })
+    .await;
+    let alters = c.controller.alters.lock().unwrap().clone();
+    assert!(alters.iter().all(|a| a.leader_epoch == LeaderEpoch(0)));
+    assert!(alters.iter().any(|a| a.new_isr.contains(&NodeId(2))));
+    assert!(alters.iter().any(|a| a.new_isr.contains(&NodeId(3))));
+    // Now acks=all needs all three.
+    in_time(leader.append("t", 0, batch(1, 9), Acks::All, LONG))
+        .await
+        .expect("replicated to the grown ISR");
+    let hw = c.status(1).high_watermark;
+    for id in 1..=3 {
+        assert!(hw <= c.status(id).log_end_offset);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_wins_and_the_old_leader_truncates_its_divergent_tail() {
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    let old = c.node(1).replicas.clone();
+    in_time(old.append("t", 0, batch(2, 0), Acks::All, LONG))
+        .await
+        .expect("replicated");
+    // Cut node 1 off from its followers: what it writes now stays on it alone.
+    c.leaders.remove(NodeId(1));
+    old.append("t", 0, batch(3, 1), Acks::Leader, LONG)
+        .await
+        .expect("acks=1 on the old leader");
+    let stuck = tokio::spawn({
+        let old = old.clone();
+        async move { old.append("t", 0, batch(1, 2), Acks::All, LONG).await }
+    });
+    until("the unreplicated tail is written", || {
+        c.status(1).log_end_offset == Offset(6)
+    })
+    .await;
+    assert_eq!(c.status(2).log_end_offset, Offset(2));
+
+    // The controller elects node 2 (epoch 1). Node 1 becomes a follower: its
+    // pending acks=all fails at once and it takes no more produce.
+    c.leaders.insert(NodeId(1), old.clone());
+    c.publish(&[leader_change(2, &[2, 3])]).await;
+    let err = in_time(stuck).await.unwrap().unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::NotLeaderOrFollower);
+    let err = old
+        .append("t", 0, batch(1, 3), Acks::Leader, LONG)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::NotLeaderOrFollower);
+    assert_eq!(c.status(2).leader_epoch, LeaderEpoch(1));
+
+    let new = c.node(2).replicas.clone();
+    let r = in_time(new.append("t", 0, batch(2, 4), Acks::All, LONG))
+        .await
+        .expect("the new leader's ISR is 2 and 3");
+    assert_eq!(
+        r.base_offset,
+        Offset(2),
+        "the new leader continues its own log"
+    );
+    until("the old leader truncated and caught up", || {
+        c.status(1).log_end_offset == Offset(4) && c.status(3).log_end_offset == Offset(4)
+    })
+    .await;
+    let bytes = c.segment_bytes(2);
+    assert_eq!(
+        c.segment_bytes(1),
+        bytes,
+        "old leader now holds the new leader's log"
+    );
+    assert_eq!(c.segment_bytes(3), bytes);
+    // Stale and future leader epochs are fenced.
+    let (params, mut p) = consumer_at(0, 0);
+    let got = new.fetch(params, vec![p.clone()]).await.remove(0);
+    assert_eq!(got.error, ErrorCode::FencedLeaderEpoch);
+    p.current_leader_epoch = LeaderEpoch(7);
+    let got = new.fetch(params, vec![p.clone()]).await.remove(0);
+    assert_eq!(got.error, ErrorCode::UnknownLeaderEpoch);
+    p.current_leader_epoch = LeaderEpoch(1);
+    let got = old.fetch(params, vec![p]).await.remove(0);
+    assert_eq!(got.error, ErrorCode::NotLeaderOrFollower);
+    // The old leader rejoins the ISR once caught up.
+    until("node 1 back in the ISR", || {
+        c.status(2).isr.contains(&NodeId(1))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_an_epoch_the_leader_never_had_truncates_to_their_common_epoch() {
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    in_time(
+        c.node(1)
+            .replicas
+            .append("t", 0, batch(2, 0), Acks::All, LONG),
+    )
+    .await
+    .expect("replicated");
+    until("all hold epoch 0's data", || {
+        (1..=3).all(|id| c.status(id).log_end_offset == Offset(2))
+    })
+    .await;
+    // Epoch 1: node 2 leads, cut off, and writes a tail nobody else gets.
+    c.leaders.remove(NodeId(2));
+    c.publish(&[leader_change(2, &[2, 3])]).await;
+    let two = c.node(2).replicas.clone();
+    two.append("t", 0, batch(3, 1), Acks::Leader, LONG)
+        .await
+        .expect("acks=1 in epoch 1");
+    assert_eq!(c.status(2).log_end_offset, Offset(5));
+    // Epoch 2: node 3 leads with node 1; node 2 comes back as a follower. Its
+    // latest epoch (1) is unknown to the leader, which answers epoch 0 ending at 2.
+    c.publish(&[leader_change(3, &[3, 1])]).await;
+    c.leaders.insert(NodeId(2), two.clone());
+    let r = in_time(
+        c.node(3)
+            .replicas
+            .append("t", 0, batch(2, 2), Acks::All, LONG),
+    )
+    .await
+    .expect("acks=all in epoch 2");
+    assert_eq!(r.base_offset, Offset(2));
+    until(
+        "node 2 replaced its epoch 1 tail with epoch 2's data",
+        || (1..=3).all(|id| c.status(id).log_end_offset == Offset(4)),
+    )
+    .await;
+    let bytes = c.segment_bytes(3);
+    assert_eq!(c.segment_bytes(1), bytes);
+    assert_eq!(c.segment_bytes(2), bytes);
+    assert_eq!(c.status(2).leader_epoch, LeaderEpoch(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_below_the_leaders_log_start_restarts_there() {
+    // Node 3 is a replica outside the ISR, cut off from the start.
+    let c = Cluster::start(3, Duration::from_secs(60)).await;
+    c.node(3).gate.blocked.store(true, Ordering::SeqCst);
+    c.publish(&[topic_record("t"), partition_record(&[1, 2, 3], &[1, 2], 1)])
+        .await;
+    let leader = c.node(1).replicas.clone();
+    for i in 0..3 {
+        in_time(leader.append("t", 0, batch(2, i), Acks::All, LONG))
+            .await
+            .expect("ISR 1 and 2");
+    }
+    let start = leader
+        .delete_records("t", 0, 4)
+        .await
+        .expect("delete records");
+    assert_eq!(start, Offset(4));
+    // Node 2 follows the leader's log start.
+    until("node 2 follows the log start", || {
+        c.status(2).log_start_offset == Offset(4)
+    })
+    .await;
+    // Node 3 comes back with an empty log at 0, below the leader's start: it
+    // restarts its log at 4 and fetches from there, then joins the ISR.
+    assert_eq!(c.status(3).log_end_offset, Offset(0));
+    c.node(3).gate.blocked.store(false, Ordering::SeqCst);
+    until("node 3 caught up from the leader's log start", || {
+        let s = c.status(3);
+        s.log_start_offset == Offset(4) && s.log_end_offset == Offset(6)
+    })
+    .await;
+    until("node 3 in the ISR", || c.status(1).isr.contains(&NodeId(3))).await;
+}

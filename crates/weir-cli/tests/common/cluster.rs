@@ -1,0 +1,457 @@
+//! A multi-process cluster for tests: N `weir server` children on 127.0.0.1, each
+//! with both roles, killed, stopped, restarted and partitioned by node id.
+//!
+//! Ports are found by binding port 0 (then released and handed to the nodes), and
+//! stay fixed for the cluster's life, so a restarted node comes back where the
+//! others expect it. Everything is torn down on drop: every child is SIGKILLed by
+//! PID, the proxies stop, and the temp directory goes.
+//!
+//! # Partitions
+//!
+//! [`TestCluster::start_proxied`] routes every node-to-node link through its own
+//! [`Proxy`], one per direction and plane, so [`TestCluster::isolate`] can cut a node
+//! off from the others in both directions while the test (the client) still
+//! reaches every node directly:
+//! - Controller plane: node N's `controller.quorum.voters` lists every other voter
+//!   M at the port of the proxy N->M (its own entry is its real controller port),
+//!   so the voter lists differ per node. This needs the quorum to dial voters at the
+//!   addresses of the local `controller.quorum.voters`, not at addresses replicated
+//!   in the Raft membership.
+//! - Data plane: node M has a listener `LINKn` for every node N, advertised at the
+//!   port of the proxy N->M, and node N sets `inter.broker.listener.name=LINKn`, so
+//!   its followers fetch from M through that proxy. This needs the replica fetcher
+//!   to pick the leader's endpoint by `inter.broker.listener.name`.
+//! - Clients: `PLAINTEXT` is advertised at its real port on every node.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use weir_client::admin::TopicDescription;
+use weir_client::{Admin, ClientConfig, Connection, ConnectionConfig};
+use weir_protocol::messages::list_offsets::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+
+use super::proxy::Proxy;
+use super::{run, Output, Server};
+
+/// How long the cluster gets to settle after a fault (elect a leader, ...); the
+/// issue asks for "within seconds", with room for a loaded machine.
+pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The plane a proxied link carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Plane {
+    /// Raft and forwarded controller requests.
+    Controller,
+    /// Follower fetches.
+    Data,
+}
+
+/// One node: its fixed ports and arguments, and its process while it runs.
+pub(crate) struct ClusterNode {
+    /// `node.id`, 1..=N.
+    pub(crate) id: i32,
+    /// The client listener's real port.
+    pub(crate) client_port: u16,
+    /// The controller listener's real port.
+    pub(crate) controller_port: u16,
+    /// The data directory, kept across restarts.
+    pub(crate) data_dir: PathBuf,
+    /// `weir server` arguments, the same for every start.
+    args: Vec<String>,
+    /// The running process, if any.
+    server: Option<Server>,
+}
+
+impl ClusterNode {
+    /// `127.0.0.1:PORT` of the client listener.
+    pub(crate) fn client_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+}
+
+/// A cluster of `weir server` processes; see the module docs.
+pub(crate) struct TestCluster {
+    /// By id - 1. Dropped first: the children are killed before anything else goes.
+    nodes: Vec<ClusterNode>,
+    /// `(from, to, plane)` -> the proxy `from` dials to reach `to`.
+    proxies: BTreeMap<(i32, i32, Plane), Proxy>,
+    /// For the weir-client calls the harness makes (and tests may spawn on).
+    runtime: tokio::runtime::Runtime,
+    /// Holds every node's data; removed last.
+    _dir: tempfile::TempDir,
+}
+
+/// `n` free ports on 127.0.0.1 (bound together so they are distinct, then freed).
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl TestCluster {
+    /// Starts `n` nodes, every link direct, with `overrides` (`key=value`) on each,
+    /// and waits for every ready line.
+    pub(crate) fn start(n: usize, overrides: &[&str]) -> TestCluster {
+        TestCluster::launch(n, false, overrides)
+    }
+
+    /// As [`TestCluster::start`], with every node-to-node link through a proxy, so
+    /// [`TestCluster::isolate`] works.
+    pub(crate) fn start_proxied(n: usize, overrides: &[&str]) -> TestCluster {
+        TestCluster::launch(n, true, overrides)
+    }
+
+    fn launch(n: usize, proxied: bool, overrides: &[&str]) -> TestCluster {
+        assert!(n >= 1, "a cluster has at least one node");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let ids: Vec<i32> = (1..=n)
+            .map(|i| i32::try_from(i).expect("small n"))
+            .collect();
+        // Per node: client, controller, and (proxied) one LINK listener per node.
+        let per_node = if proxied { 2 + n } else { 2 };
+        let ports = free_ports(n * per_node);
+        let port_of = |node: i32, slot: usize| ports[(node as usize - 1) * per_node + slot];
+        let link_port = |from: i32, to: i32| port_of(to, 2 + from as usize - 1);
+
+        let mut proxies = BTreeMap::new();
+        if proxied {
+            for &from in &ids {
+                for &to in ids.iter().filter(|&&to| to != from) {
+                    let controller = Proxy::start(addr(port_of(to, 1)));
+                    proxies.insert((from, to, Plane::Controller), controller);
+                    let data = Proxy::start(addr(link_port(from, to)));
+                    proxies.insert((from, to, Plane::Data), data);
+                }
+            }
+        }
+
+        let mut nodes = Vec::with_capacity(n);
+        for &id in &ids {
+            let voters: Vec<String> = ids
+                .iter()
+                .map(|&v| {
+                    let port = match proxies.get(&(id, v, Plane::Controller)) {
+                        Some(proxy) => proxy.addr().port(),
+                        None => port_of(v, 1),
+                    };
+                    format!("{v}@127.0.0.1:{port}")
+                })
+                .collect();
+            let data_dir = dir.path().join(format!("node-{id}"));
+            let mut args = vec![
+                "--node-id".to_owned(),
+                id.to_string(),
+                "--data-dir".to_owned(),
+                data_dir.display().to_string(),
+                "--controller-listen".to_owned(),
+                format!("127.0.0.1:{}", port_of(id, 1)),
+                "--voters".to_owned(),
+                voters.join(","),
+            ];
+            if proxied {
+                let mut listeners = vec![format!("PLAINTEXT://127.0.0.1:{}", port_of(id, 0))];
+                let mut advertised = listeners.clone();
+                for &from in &ids {
+                    listeners.push(format!("LINK{from}://127.0.0.1:{}", link_port(from, id)));
+                    let port = match proxies.get(&(from, id, Plane::Data)) {
+                        Some(proxy) => proxy.addr().port(),
+                        None => link_port(from, id),
+                    };
+                    advertised.push(format!("LINK{from}://127.0.0.1:{port}"));
+                }
+                args.extend([
+                    "--listen".to_owned(),
+                    listeners.join(","),
+                    "--advertise".to_owned(),
+                    advertised.join(","),
+                    "--override".to_owned(),
+                    format!("inter.broker.listener.name=LINK{id}"),
+                ]);
+            } else {
+                args.extend([
+                    "--listen".to_owned(),
+                    format!("127.0.0.1:{}", port_of(id, 0)),
+                ]);
+            }
+            for o in overrides {
+                args.extend(["--override".to_owned(), (*o).to_owned()]);
+            }
+            nodes.push(ClusterNode {
+                id,
+                client_port: port_of(id, 0),
+                controller_port: port_of(id, 1),
+                data_dir,
+                args,
+                server: None,
+            });
+        }
+        let mut cluster = TestCluster {
+            nodes,
+            proxies,
+            runtime,
+            _dir: dir,
+        };
+        // Spawn all before waiting: a quorum node may wait for its peers.
+        for node in &mut cluster.nodes {
+            node.server = Some(Server::spawn_args(&node.args));
+        }
+        for node in &mut cluster.nodes {
+            if let Some(server) = node.server.as_mut() {
+                server.wait_ready();
+            }
+        }
+        cluster
+    }
+
+    /// The node with `id`.
+    pub(crate) fn node(&self, id: i32) -> &ClusterNode {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    fn node_mut(&mut self, id: i32) -> &mut ClusterNode {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// Every node id.
+    pub(crate) fn ids(&self) -> Vec<i32> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The client addresses of the running nodes, comma-separated.
+    pub(crate) fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.server.is_some())
+            .map(ClusterNode::client_addr)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The runtime the harness's client calls run on; tests spawn producers on it.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// True while node `id`'s process runs.
+    pub(crate) fn is_running(&self, id: i32) -> bool {
+        self.node(id).server.is_some()
+    }
+
+    /// SIGKILL: no flush, no controlled shutdown.
+    pub(crate) fn kill_9(&mut self, id: i32) {
+        if let Some(server) = self.node_mut(id).server.take() {
+            server.kill_9();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (panics on a failure exit).
+    pub(crate) fn stop(&mut self, id: i32) {
+        if let Some(mut server) = self.node_mut(id).server.take() {
+            server.signal("TERM");
+            let status = server.wait_exit();
+            assert!(
+                status.success(),
+                "node {id} exited with {status}:\n{}",
+                server.stderr()
+            );
+        }
+    }
+
+    /// Starts node `id` again with the same ports and data, and waits until ready.
+    pub(crate) fn restart(&mut self, id: i32) {
+        let node = self.node_mut(id);
+        assert!(node.server.is_none(), "node {id} still runs");
+        let mut server = Server::spawn_args(&node.args);
+        server.wait_ready();
+        node.server = Some(server);
+    }
+
+    /// The running node `id`'s stderr so far, for failure messages.
+    pub(crate) fn log_of(&mut self, id: i32) -> String {
+        self.node_mut(id)
+            .server
+            .as_mut()
+            .map_or_else(|| "(not running)".to_owned(), Server::log_text)
+    }
+
+    /// The proxy `from` dials to reach `to` on `plane` (proxied clusters only).
+    pub(crate) fn proxy(&self, from: i32, to: i32, plane: Plane) -> &Proxy {
+        self.proxies
+            .get(&(from, to, plane))
+            .unwrap_or_else(|| panic!("no proxy {from}->{to} {plane:?}: use start_proxied"))
+    }
+
+    /// Cuts node `id` off from every other node, both ways, both planes; clients
+    /// still reach it.
+    pub(crate) fn isolate(&self, id: i32) {
+        assert!(!self.proxies.is_empty(), "isolate needs start_proxied");
+        for ((from, to, _), proxy) in &self.proxies {
+            if *from == id || *to == id {
+                proxy.blackhole();
+            }
+        }
+    }
+
+    /// Undoes [`TestCluster::isolate`].
+    pub(crate) fn heal(&self, id: i32) {
+        for ((from, to, _), proxy) in &self.proxies {
+            if *from == id || *to == id {
+                proxy.heal();
+            }
+        }
+    }
+
+    /// Runs a future on the harness runtime.
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// An admin client bootstrapped from `nodes` only (all running nodes when
+    /// empty): asking an isolated node shows what it believes.
+    pub(crate) fn admin_of(&self, nodes: &[i32]) -> weir_client::Result<Admin> {
+        let bootstrap = if nodes.is_empty() {
+            self.bootstrap()
+        } else {
+            nodes
+                .iter()
+                .map(|&id| self.node(id).client_addr())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut config = ClientConfig::new(&bootstrap);
+        config.api_timeout = Duration::from_secs(5);
+        config.connection.request_timeout = Duration::from_secs(5);
+        self.block_on(Admin::new(config))
+    }
+
+    /// The topic as the running nodes (or `ask`) describe it.
+    pub(crate) fn describe(&self, topic: &str, ask: &[i32]) -> Option<TopicDescription> {
+        let admin = self.admin_of(ask).ok()?;
+        let results = self
+            .block_on(admin.describe_topics(&[topic.to_owned()]))
+            .ok()?;
+        results.into_iter().next().and_then(|(_, r)| r.ok())
+    }
+
+    /// The leader of `topic`-`partition` per Metadata from the running nodes.
+    pub(crate) fn leader_of(&self, topic: &str, partition: i32) -> Option<i32> {
+        let description = self.describe(topic, &[])?;
+        let p = description
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)?;
+        p.leader.map(|l| l.get())
+    }
+
+    /// The ISR of `topic`-`partition` per Metadata from the running nodes.
+    pub(crate) fn isr_of(&self, topic: &str, partition: i32) -> Vec<i32> {
+        self.describe(topic, &[])
+            .and_then(|d| d.partitions.into_iter().find(|p| p.partition == partition))
+            .map(|p| p.isr.into_iter().map(|n| n.get()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The high watermark node `id` itself reports for `topic`-`partition`
+    /// (ListOffsets latest, read uncommitted, sent to that node alone): what an
+    /// isolated leader believes. `None` if it does not answer or is not the leader.
+    pub(crate) fn high_watermark_on(&self, id: i32, topic: &str, partition: i32) -> Option<i64> {
+        let addr = self.node(id).client_addr();
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: vec![ListOffsetsTopic {
+                name: topic.to_owned(),
+                partitions: vec![ListOffsetsPartition {
+                    partition_index: partition,
+                    timestamp: -1,
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        };
+        self.block_on(async {
+            let config = ConnectionConfig {
+                request_timeout: Duration::from_secs(5),
+                ..ConnectionConfig::default()
+            };
+            let conn = Connection::connect(&addr, config).await.ok()?;
+            let response = conn.send(request).await.ok()?;
+            let p = response.topics.first()?.partitions.first()?;
+            (p.error_code == 0).then_some(p.offset)
+        })
+    }
+
+    /// The process id of node `id` while it runs.
+    pub(crate) fn pid(&self, id: i32) -> Option<u32> {
+        self.node(id).server.as_ref().map(Server::id)
+    }
+
+    /// The directory holding every node's data.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The active controller per DescribeCluster from the running nodes.
+    pub(crate) fn active_controller(&self) -> Option<i32> {
+        let admin = self.admin_of(&[]).ok()?;
+        let cluster = self.block_on(admin.describe_cluster()).ok()?;
+        cluster.controller_id.map(|c| c.get())
+    }
+
+    /// Polls `probe` until it returns `Some`, or panics with `what` after `limit`.
+    pub(crate) fn wait_until<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(value) = probe(self) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for a leader of `topic`-`partition` other than `not`.
+    pub(crate) fn wait_for_leader(&self, topic: &str, partition: i32, not: Option<i32>) -> i32 {
+        self.wait_until(
+            &format!("a leader of {topic}-{partition} other than {not:?}"),
+            SETTLE_TIMEOUT,
+            |c| c.leader_of(topic, partition).filter(|l| Some(*l) != not),
+        )
+    }
+
+    /// Runs `weir ARGS` against the running nodes.
+    pub(crate) fn weir(&self, args: &[&str], stdin: &str) -> Output {
+        let bootstrap = self.bootstrap();
+        let mut args = args.to_vec();
+        args.extend(["--bootstrap-server", bootstrap.as_str()]);
+        run(&args, stdin)
+    }
+}

@@ -1,0 +1,430 @@
+//! Partition leadership and replica sets: AlterPartition (ISR changes from
+//! leaders), ElectLeaders, the periodic preferred-leader rebalance, partition
+//! reassignments, and producer id blocks — the rest of Kafka's
+//! `ReplicationControlManager` (and its `ProducerIdControlManager`).
+//!
+//! Every function is pure over the image: it returns the records and the results,
+//! and the controller thread commits them as one batch.
+
+use std::collections::BTreeSet;
+
+use weir_protocol::messages::{PartitionChangeRecord, ProducerIdsRecord};
+use weir_types::{ErrorCode, NodeId};
+
+use super::brokers::check_epoch;
+use super::cluster_types::{
+    AlterPartition, ElectionType, OngoingReassignment, PartitionResult, ProducerIdBlock,
+    Reassignment, TopicPartition,
+};
+use super::partition_change::{
+    default_election, index, unclean_allowed, Election, PartitionChange,
+};
+use super::types::ApiError;
+use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::record::MetadataRecord;
+
+/// Producer ids per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
+
+fn nodes(ids: &[i32]) -> Vec<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
+}
+
+fn ids(nodes: &[NodeId]) -> Vec<i32> {
+    nodes.iter().map(|n| n.get()).collect()
+}
+
+/// AlterPartition for one partition: the change record, if any, or Kafka's error.
+pub(crate) fn alter_partition(
+    image: &MetadataImage,
+    req: &AlterPartition,
+) -> Result<Option<PartitionChangeRecord>, ApiError> {
+    check_epoch(image, req.broker_id, req.broker_epoch)?;
+    let topic = image
+        .topic_by_id(req.topic_id)
+        .ok_or(ApiError::from_code(ErrorCode::UnknownTopicId))?;
+    let p = topic
+        .partition(req.partition)
+        .ok_or(ApiError::from_code(ErrorCode::UnknownTopicOrPartition))?;
+    let here = format!("{}-{}", topic.name, req.partition);
+    // A leader ahead of this controller's image: this node is likely no longer the
+    // active controller, and the leader should find the new one.
+    if req.leader_epoch > p.leader_epoch.get() || req.partition_epoch > p.partition_epoch {
+        return Err(ApiError::new(
+            ErrorCode::NotController,
+            format!("{here}: the request is ahead of this controller"),
+        ));
+    }
+    if req.leader_epoch < p.leader_epoch.get() {
+        return Err(ApiError::new(
+            ErrorCode::FencedLeaderEpoch,
+            format!("{here}: leader epoch is {}", p.leader_epoch),
+        ));
+    }
+    if p.leader != Some(req.broker_id) {
+        return Err(ApiError::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("{here}: the leader is {}", p.leader_id()),
+        ));
+    }
+    if req.partition_epoch < p.partition_epoch {
+        return Err(ApiError::new(
+            ErrorCode::InvalidUpdateVersion,
+            format!("{here}: partition epoch is {}", p.partition_epoch),
+        ));
+    }
+    let isr = nodes(&req.new_isr);
+    let distinct: BTreeSet<NodeId> = isr.iter().copied().collect();
+    if distinct.len() != isr.len() || isr.iter().any(|r| !p.replicas.contains(r)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{here}: invalid ISR {:?}", req.new_isr),
+        ));
+    }
+    if !isr.contains(&req.broker_id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{here}: the ISR must contain its leader"),
+        ));
+    }
+    let ineligible: Vec<i32> = isr
+        .iter()
+        .filter(|r| !p.isr.contains(r) && !image.is_usable(**r))
+        .map(|r| r.get())
+        .collect();
+    if !ineligible.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::IneligibleReplica,
+            format!("{here}: replicas {ineligible:?} are fenced or shutting down"),
+        ));
+    }
+    if isr == p.isr {
+        return Ok(None);
+    }
+    let eligible = |n: NodeId| image.is_usable(n);
+    let change = PartitionChange::new(topic.id, req.partition, p, &eligible).isr(isr.clone());
+    let change = match reassignment_target(p) {
+        Some(target) if target.iter().all(|r| isr.contains(r)) => {
+            change.replicas(target, Vec::new(), Vec::new())
+        }
+        _ => change,
+    };
+    Ok(change.build())
+}
+
+/// The replicas a reassignment moves to (the current ones without those being
+/// removed), if one is in progress.
+fn reassignment_target(p: &PartitionImage) -> Option<Vec<NodeId>> {
+    if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+        return None;
+    }
+    Some(
+        p.replicas
+            .iter()
+            .copied()
+            .filter(|r| !p.removing_replicas.contains(r))
+            .collect(),
+    )
+}
+
+/// A partition of the image, or why it is not one.
+type Found<'a> = Result<(&'a TopicImage, &'a PartitionImage), ApiError>;
+
+/// The partitions a request names (`None`: every partition of every topic),
+/// resolved against the image; unknown ones get UNKNOWN_TOPIC_OR_PARTITION.
+fn resolve<'a>(
+    image: &'a MetadataImage,
+    partitions: Option<&[TopicPartition]>,
+) -> Vec<(TopicPartition, Found<'a>)> {
+    match partitions {
+        None => image
+            .topics_by_name()
+            .flat_map(|t| {
+                t.partitions.iter().enumerate().map(move |(i, p)| {
+                    let tp = TopicPartition {
+                        topic: t.name.clone(),
+                        partition: index(i),
+                    };
+                    (tp, Ok((t.as_ref(), p)))
+                })
+            })
+            .collect(),
+        Some(list) => list
+            .iter()
+            .map(|tp| {
+                let found = image
+                    .topic(&tp.topic)
+                    .and_then(|t| t.partition(tp.partition).map(|p| (t.as_ref(), p)))
+                    .ok_or(ApiError::from_code(ErrorCode::UnknownTopicOrPartition));
+                (tp.clone(), found)
+            })
+            .collect(),
+    }
+}
+
+/// ElectLeaders: records and a result per partition. With `None` (every
+/// partition), partitions that need no election are left out of the results.
+pub(crate) fn elect_leaders(
+    image: &MetadataImage,
+    kind: ElectionType,
+    partitions: Option<&[TopicPartition]>,
+) -> (Vec<MetadataRecord>, Vec<PartitionResult>) {
+    let all = partitions.is_none();
+    let eligible = |n: NodeId| image.is_usable(n);
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (tp, found) in resolve(image, partitions) {
+        let outcome = found.and_then(|(t, p)| {
+            elect_one(t, &tp, p, kind, &eligible).map(|r| records.push(r.into()))
+        });
+        let error = outcome.err().unwrap_or(ApiError::NONE);
+        if all && error.code == ErrorCode::ElectionNotNeeded {
+            continue;
+        }
+        results.push(PartitionResult {
+            partition: tp,
+            error,
+        });
+    }
+    (records, results)
+}
+
+impl From<PartitionChangeRecord> for MetadataRecord {
+    fn from(r: PartitionChangeRecord) -> Self {
+        MetadataRecord::PartitionChange(r)
+    }
+}
+
+fn elect_one(
+    topic: &TopicImage,
+    tp: &TopicPartition,
+    p: &PartitionImage,
+    kind: ElectionType,
+    eligible: &dyn Fn(NodeId) -> bool,
+) -> Result<PartitionChangeRecord, ApiError> {
+    let change = PartitionChange::new(topic.id, tp.partition, p, eligible);
+    match kind {
+        ElectionType::Preferred => {
+            let preferred = p.replicas.first().copied();
+            if p.leader.is_some() && p.leader == preferred {
+                return Err(ApiError::from_code(ErrorCode::ElectionNotNeeded));
+            }
+            let record = preferred
+                .filter(|r| p.isr.contains(r) && eligible(*r))
+                .and_then(|_| change.election(Election::Preferred).build());
+            record.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::PreferredLeaderNotAvailable,
+                    format!(
+                        "Failed to elect leader for partition {}-{} under strategy PREFERRED",
+                        tp.topic, tp.partition
+                    ),
+                )
+            })
+        }
+        ElectionType::Unclean => {
+            if p.leader.is_some() {
+                return Err(ApiError::from_code(ErrorCode::ElectionNotNeeded));
+            }
+            // ElectLeaders(UNCLEAN) is the operator's explicit consent, as in Kafka.
+            change
+                .election(Election::Unclean)
+                .build()
+                .filter(|r| r.leader >= 0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::EligibleLeadersNotAvailable,
+                        format!(
+                            "Failed to elect leader for partition {}-{} under strategy UNCLEAN",
+                            tp.topic, tp.partition
+                        ),
+                    )
+                })
+        }
+    }
+}
+
+/// The periodic rebalance (`auto.leader.rebalance.enable`): a preferred election for
+/// every partition whose preferred replica is in the ISR, live, and not leading.
+pub(crate) fn rebalance(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let (records, _) = elect_leaders(image, ElectionType::Preferred, None);
+    records
+}
+
+/// The unclean elections a topic allows for its leaderless partitions (run on the
+/// tick, as Kafka does for topics with `unclean.leader.election.enable`).
+pub(crate) fn unclean_elections(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let eligible = |n: NodeId| image.is_usable(n);
+    let mut out = Vec::new();
+    for t in image.topics().filter(|t| unclean_allowed(t)) {
+        for (i, p) in t.partitions.iter().enumerate() {
+            if p.leader.is_none() {
+                let change = PartitionChange::new(t.id, index(i), p, &eligible)
+                    .election(default_election(t));
+                out.extend(change.build().filter(|r| r.leader >= 0).map(Into::into));
+            }
+        }
+    }
+    out
+}
+
+/// AlterPartitionReassignments: records and a result per partition.
+pub(crate) fn alter_reassignments(
+    image: &MetadataImage,
+    reqs: &[Reassignment],
+) -> (Vec<MetadataRecord>, Vec<PartitionResult>) {
+    let eligible = |n: NodeId| image.is_usable(n);
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    let mut seen = BTreeSet::new();
+    for req in reqs {
+        let tp = &req.partition;
+        let outcome = if !seen.insert(tp.clone()) {
+            Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "Duplicate partition.",
+            ))
+        } else {
+            image
+                .topic(&tp.topic)
+                .and_then(|t| t.partition(tp.partition).map(|p| (t, p)))
+                .ok_or(ApiError::from_code(ErrorCode::UnknownTopicOrPartition))
+                .and_then(|(t, p)| match &req.replicas {
+                    Some(target) => reassign(image, t, tp.partition, p, target, &eligible),
+                    None => cancel(t, tp.partition, p, &eligible),
+                })
+        };
+        let error = match outcome {
+            Ok(record) => {
+                records.extend(record.map(Into::into));
+                ApiError::NONE
+            }
+            Err(e) => e,
+        };
+        results.push(PartitionResult {
+            partition: tp.clone(),
+            error,
+        });
+    }
+    (records, results)
+}
+
+fn reassign(
+    image: &MetadataImage,
+    t: &TopicImage,
+    partition: i32,
+    p: &PartitionImage,
+    target: &[i32],
+    eligible: &dyn Fn(NodeId) -> bool,
+) -> Result<Option<PartitionChangeRecord>, ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidReplicaAssignment, m);
+    let target = nodes(target);
+    if target.is_empty() {
+        return Err(bad("The replica list is empty.".into()));
+    }
+    let distinct: BTreeSet<NodeId> = target.iter().copied().collect();
+    if distinct.len() != target.len() {
+        return Err(bad("The replica list contains duplicates.".into()));
+    }
+    if let Some(unknown) = target.iter().find(|r| image.broker(**r).is_none()) {
+        return Err(bad(format!("Broker {unknown} is not registered.")));
+    }
+    // A new reassignment starts from the replicas of the original assignment.
+    let original: Vec<NodeId> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.adding_replicas.contains(r))
+        .collect();
+    let adding: Vec<NodeId> = target
+        .iter()
+        .copied()
+        .filter(|r| !original.contains(r))
+        .collect();
+    let removing: Vec<NodeId> = original
+        .iter()
+        .copied()
+        .filter(|r| !target.contains(r))
+        .collect();
+    let change = PartitionChange::new(t.id, partition, p, eligible).election(default_election(t));
+    let done = target.iter().all(|r| p.isr.contains(r));
+    let change = if done {
+        // Every target replica is in sync already: complete at once.
+        change.replicas(target, Vec::new(), Vec::new())
+    } else {
+        let mut replicas = target.clone();
+        replicas.extend(removing.iter().copied());
+        change.replicas(replicas, adding, removing)
+    };
+    Ok(change.build())
+}
+
+fn cancel(
+    t: &TopicImage,
+    partition: i32,
+    p: &PartitionImage,
+    eligible: &dyn Fn(NodeId) -> bool,
+) -> Result<Option<PartitionChangeRecord>, ApiError> {
+    if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+        return Err(ApiError::from_code(ErrorCode::NoReassignmentInProgress));
+    }
+    let original: Vec<NodeId> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.adding_replicas.contains(r))
+        .collect();
+    let change = PartitionChange::new(t.id, partition, p, eligible)
+        .election(default_election(t))
+        .replicas(original, Vec::new(), Vec::new());
+    Ok(change.build())
+}
+
+/// ListPartitionReassignments.
+pub(crate) fn list_reassignments(
+    image: &MetadataImage,
+    partitions: Option<&[TopicPartition]>,
+) -> Vec<OngoingReassignment> {
+    resolve(image, partitions)
+        .into_iter()
+        .filter_map(|(tp, found)| {
+            let (_, p) = found.ok()?;
+            (!p.adding_replicas.is_empty() || !p.removing_replicas.is_empty()).then(|| {
+                OngoingReassignment {
+                    partition: tp,
+                    replicas: ids(&p.replicas),
+                    adding_replicas: ids(&p.adding_replicas),
+                    removing_replicas: ids(&p.removing_replicas),
+                }
+            })
+        })
+        .collect()
+}
+
+/// AllocateProducerIds: the next block, and the record that hands it out.
+pub(crate) fn allocate_producer_ids(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+) -> Result<(MetadataRecord, ProducerIdBlock), ApiError> {
+    check_epoch(image, NodeId(broker_id), broker_epoch)?;
+    let first_id = image.next_producer_id();
+    let next = first_id
+        .checked_add(i64::from(PRODUCER_ID_BLOCK_SIZE))
+        .ok_or(ApiError::new(
+            ErrorCode::UnknownServerError,
+            "Exhausted all producerIds.",
+        ))?;
+    let record = MetadataRecord::ProducerIds(ProducerIdsRecord {
+        broker_id,
+        broker_epoch,
+        next_producer_id: next,
+    });
+    Ok((
+        record,
+        ProducerIdBlock {
+            first_id,
+            size: PRODUCER_ID_BLOCK_SIZE,
+        },
+    ))
+}
