@@ -130,6 +130,12 @@ impl QuorumJournal {
                 reason,
             });
         }
+        // Followers learn that the entry is committed from the next AppendEntries:
+        // send it now rather than at the next heartbeat, so every node's image (and
+        // the broker a forwarded request came from) catches up within a round trip.
+        if let Err(e) = self.raft.trigger().heartbeat().await {
+            tracing::debug!(error = %e, "no heartbeat after a commit");
+        }
         // client_write answers after the local apply, which published the image.
         let mut images = self.images.clone();
         let image = images
