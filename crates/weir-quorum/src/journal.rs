@@ -8,7 +8,19 @@
 //! a change that does not apply is refused before it reaches the log; then it is
 //! written with openraft's `client_write`, which returns once the entry is committed
 //! by a majority and applied locally, and `append` returns the image that includes
-//! it.
+//! it. The leader then pushes the commit to the followers at once (a heartbeat),
+//! so their images follow within a round trip.
+//!
+//! # Errors of `append`
+//!
+//! - `NotController { leader }`: not the active controller; nothing was written.
+//! - `Replay` / `TooManyRecords`: the change does not apply to the image, or is too
+//!   large to replicate; nothing was written. (A `Replay` with the entry's offset
+//!   means it was written and then skipped on every node — a bug, logged.)
+//! - `Transport { node: self }`: the outcome is unknown — the leader lost its
+//!   majority while committing, or the append timed out. The change may still be
+//!   committed; a retry must tolerate finding it applied.
+//! - `ControllerStopped`: the node is shutting down.
 
 use std::sync::Arc;
 use std::time::Duration;
