@@ -233,6 +233,20 @@ impl Quorum {
     }
 }
 
+impl Drop for Quorum {
+    /// A node dropped without [`Quorum::shutdown`] still stops: its listener and
+    /// connections at once, Raft on the runtime (after `shutdown` this is a no-op).
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let raft = self.raft.clone();
+            runtime.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
+        }
+    }
+}
+
 /// Checks (or, in a new directory, writes) `meta.properties`: a directory of
 /// another node or cluster must not join this one.
 fn check_identity(data_dir: &Path, node: NodeId, cluster_id: &str) -> Result<(), QuorumError> {
