@@ -174,3 +174,24 @@ async fn a_leader_without_a_majority_stops_being_the_active_controller() {
     assert_eq!(journal.next_offset(), before);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voter_that_starts_late_joins_and_catches_up() {
+    let (mut c, mut pending) = Cluster::bind(3, 5, 32 << 20).await;
+    for id in [NodeId(1), NodeId(2)] {
+        let l = pending.remove(&id).unwrap();
+        c.start_node(id, l).await;
+    }
+    // Two of three voters are a majority: they elect and commit on their own.
+    let mut last = None;
+    for i in 0..12 {
+        last = Some(c.create_topic(&format!("early{i}"), 400 + i).await);
+    }
+    let late = NodeId(3);
+    let l = pending.remove(&late).unwrap();
+    c.start_node(late, l).await;
+    let image = c.converged(last.unwrap().offset().get()).await;
+    assert_eq!(*c.nodes[&late].image(), *image);
+    assert_eq!(image.topic_count(), 12);
+    c.shutdown().await;
+}
