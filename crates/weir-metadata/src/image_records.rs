@@ -10,11 +10,17 @@
 //! the offset the snapshot was taken at.
 //!
 //! The order is the order replay needs: features, brokers, then each topic followed
-//! by its partitions and configs, then the configs of other resources.
+//! by its partitions and configs, then the configs of other resources, then the
+//! producer id block (without it, a controller elected after loading the snapshot
+//! would hand out producer ids again).
+//!
+//! Every field of [`MetadataImage`] must be restated here: a field added to the image
+//! needs its record below and a value in the round-trip test's history.
 
 use weir_protocol::messages::metadata_register_broker_record::BrokerEndpoint;
 use weir_protocol::messages::{
-    ConfigRecord, FeatureLevelRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    ConfigRecord, FeatureLevelRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    TopicRecord,
 };
 
 use crate::image::{MetadataImage, MetadataProvenance};
@@ -91,6 +97,13 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 }));
             }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            }));
         }
         out
     }
@@ -210,6 +223,16 @@ mod tests {
             }),
             topic("after", 3),
             partition(3, 0, &[2], 2),
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: 1,
+                broker_epoch: 11,
+                next_producer_id: 1000,
+            }),
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: 2,
+                broker_epoch: 12,
+                next_producer_id: 2000,
+            }),
         ]
     }
 
@@ -217,6 +240,7 @@ mod tests {
     fn an_image_replayed_from_its_records_is_equal() {
         let image = replay_all("c1", &history());
         assert!(image.topic_count() == 2 && image.brokers().len() == 3);
+        assert_eq!(image.next_producer_id(), 2000);
         let restated = image.to_records();
         let back = replay_all("c1", &restated).with_provenance(image.provenance());
         assert_eq!(back, image);

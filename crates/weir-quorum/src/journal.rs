@@ -8,7 +8,19 @@
 //! a change that does not apply is refused before it reaches the log; then it is
 //! written with openraft's `client_write`, which returns once the entry is committed
 //! by a majority and applied locally, and `append` returns the image that includes
-//! it.
+//! it. The leader then pushes the commit to the followers at once (a heartbeat),
+//! so their images follow within a round trip.
+//!
+//! # Errors of `append`
+//!
+//! - `NotController { leader }`: not the active controller; nothing was written.
+//! - `Replay` / `TooManyRecords`: the change does not apply to the image, or is too
+//!   large to replicate; nothing was written. (A `Replay` with the entry's offset
+//!   means it was written and then skipped on every node — a bug, logged.)
+//! - `Transport { node: self }`: the outcome is unknown — the leader lost its
+//!   majority while committing, or the append timed out. The change may still be
+//!   committed; a retry must tolerate finding it applied.
+//! - `ControllerStopped`: the node is shutting down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,8 +93,21 @@ impl QuorumJournal {
             offset: self.next_offset().get(),
             reason,
         })?;
-        let written =
-            tokio::time::timeout(self.append_timeout, self.raft.client_write(change)).await;
+        let me = self.node_id;
+        let mut active = self.active.clone();
+        let written = tokio::select! {
+            w = tokio::time::timeout(self.append_timeout, self.raft.client_write(change)) => w,
+            // Cut off from the majority: the entry may still commit (if the
+            // partition heals first) or be overwritten; say so now rather than
+            // after the append timeout.
+            _ = active.wait_for(|a| *a != Some(me)) => {
+                return Err(MetadataError::Transport {
+                    node: me,
+                    reason: "lost the quorum while committing; the change may or may not be committed"
+                        .into(),
+                })
+            }
+        };
         let response = match written {
             Err(_) => {
                 return Err(MetadataError::Transport {
@@ -116,6 +141,12 @@ impl QuorumJournal {
                 offset: index,
                 reason,
             });
+        }
+        // Followers learn that the entry is committed from the next AppendEntries:
+        // send it now rather than at the next heartbeat, so every node's image (and
+        // the broker a forwarded request came from) catches up within a round trip.
+        if let Err(e) = self.raft.trigger().heartbeat().await {
+            tracing::debug!(error = %e, "no heartbeat after a commit");
         }
         // client_write answers after the local apply, which published the image.
         let mut images = self.images.clone();

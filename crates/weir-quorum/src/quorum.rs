@@ -121,7 +121,14 @@ impl Quorum {
         ));
 
         let (active_tx, active) = watch::channel(None);
-        tracker.spawn(follow_leader(raft.clone(), me, active_tx, shutdown.clone()));
+        let lease_ms = u64::try_from(config.election_timeout_max.as_millis()).unwrap_or(u64::MAX);
+        tracker.spawn(follow_leader(
+            raft.clone(),
+            me,
+            lease_ms,
+            active_tx,
+            shutdown.clone(),
+        ));
 
         let initialized = raft
             .is_initialized()
@@ -226,6 +233,20 @@ impl Quorum {
     }
 }
 
+impl Drop for Quorum {
+    /// A node dropped without [`Quorum::shutdown`] still stops: its listener and
+    /// connections at once, Raft on the runtime (after `shutdown` this is a no-op).
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let raft = self.raft.clone();
+            runtime.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
+        }
+    }
+}
+
 /// Checks (or, in a new directory, writes) `meta.properties`: a directory of
 /// another node or cluster must not join this one.
 fn check_identity(data_dir: &Path, node: NodeId, cluster_id: &str) -> Result<(), QuorumError> {
@@ -248,13 +269,18 @@ fn check_identity(data_dir: &Path, node: NodeId, cluster_id: &str) -> Result<(),
 }
 
 /// The active controller per `m`, as node `me` sees it: the leader it knows of;
-/// itself only once it has applied an entry of its own term.
-fn active_of(m: &RaftMetrics<u64, BasicNode>, me: u64) -> Option<NodeId> {
+/// itself only once it has applied an entry of its own term, and only while a
+/// majority has acknowledged it within `lease_ms` (the longest election timeout) — a
+/// leader cut off from its followers stops calling itself active about when they
+/// elect another (KRaft's leader likewise resigns when a majority stops fetching),
+/// instead of until a new leader reaches it.
+fn active_of(m: &RaftMetrics<u64, BasicNode>, me: u64, lease_ms: u64) -> Option<NodeId> {
     match m.current_leader {
         Some(l) if l == me => {
             let ready = m.state == ServerState::Leader
                 && m.last_applied
-                    .is_some_and(|a| a.leader_id.term == m.current_term);
+                    .is_some_and(|a| a.leader_id.term == m.current_term)
+                && m.millis_since_quorum_ack.is_none_or(|ms| ms <= lease_ms);
             ready.then(|| weir_id(me))
         }
         other => other.map(weir_id),
@@ -265,12 +291,13 @@ fn active_of(m: &RaftMetrics<u64, BasicNode>, me: u64) -> Option<NodeId> {
 async fn follow_leader(
     raft: Raft,
     me: u64,
+    lease_ms: u64,
     active: watch::Sender<Option<NodeId>>,
     shutdown: CancellationToken,
 ) {
     let mut metrics = raft.metrics();
     loop {
-        let now = active_of(&metrics.borrow_and_update(), me);
+        let now = active_of(&metrics.borrow_and_update(), me, lease_ms);
         active.send_if_modified(|cur| {
             if *cur != now {
                 tracing::info!(node = me, active_controller = ?now, "active controller changed");

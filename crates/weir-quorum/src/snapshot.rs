@@ -167,9 +167,10 @@ fn list(dir: &Path) -> Result<Vec<SnapshotFile>, QuorumError> {
     Ok(out)
 }
 
-/// Writes `bytes` (an encoded `body`) as the newest snapshot of `dir`, durably, and
-/// removes the older ones.
+/// Writes `bytes` (an encoded `body`) as a snapshot of `dir`, durably, and removes
+/// the older ones (a newer one, installed while this was built, stays).
 pub(crate) fn write(dir: &Path, body: &SnapshotBody, bytes: &[u8]) -> Result<(), QuorumError> {
+    let key = body.last_log_id.map_or((0, 0), |l| (l.index, l.term));
     let name = body.file_name();
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.tmp"));
@@ -178,8 +179,8 @@ pub(crate) fn write(dir: &Path, body: &SnapshotBody, bytes: &[u8]) -> Result<(),
         .map_err(|e| QuorumError::io("write", &tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| QuorumError::io("rename", &path, e))?;
     sync_dir(dir)?;
-    for (_, old) in list(dir)? {
-        if old != path {
+    for (k, old) in list(dir)? {
+        if k < key {
             fs::remove_file(&old).map_err(|e| QuorumError::io("remove", &old, e))?;
         }
     }
@@ -205,4 +206,58 @@ pub(crate) fn read_latest(dir: &Path) -> Result<Option<(SnapshotBody, Vec<u8>)>,
     let bytes = fs::read(&path).map_err(|e| QuorumError::io("read", &path, e))?;
     let body = SnapshotBody::decode(&bytes).map_err(|r| QuorumError::corrupt(&path, r))?;
     Ok(Some((body, bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(index: u64, term: u64) -> SnapshotBody {
+        SnapshotBody {
+            last_log_id: Some(StoredLogId {
+                term,
+                node: 1,
+                index,
+            }),
+            membership_log_id: None,
+            membership: StoredMembership {
+                configs: vec![],
+                nodes: Default::default(),
+            },
+            snapshot_id: format!("{term}-{index}"),
+            cluster_id: "c".into(),
+            provenance: (index as i64, term as i32, 0),
+            records: vec![],
+        }
+    }
+
+    #[test]
+    fn the_newest_snapshot_wins_and_older_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_latest(dir.path()).unwrap().is_none());
+        for (i, t) in [(10, 1), (20, 2)] {
+            let b = body(i, t);
+            write(dir.path(), &b, &b.encode().unwrap()).unwrap();
+        }
+        // A slow build of an older state lands after a newer install: kept aside.
+        let old = body(15, 2);
+        write(dir.path(), &old, &old.encode().unwrap()).unwrap();
+        let (latest, bytes) = read_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(latest, body(20, 2));
+        assert_eq!(SnapshotBody::decode(&bytes).unwrap(), latest);
+        assert_eq!(
+            list(dir.path()).unwrap().len(),
+            2,
+            "only 10 was older than both"
+        );
+        // Damage to the newest is an error, not a silent fall back.
+        let path = dir.path().join(body(20, 2).file_name());
+        let mut b = fs::read(&path).unwrap();
+        b[20] ^= 1;
+        fs::write(&path, b).unwrap();
+        assert!(matches!(
+            read_latest(dir.path()),
+            Err(QuorumError::Corrupt { .. })
+        ));
+    }
 }

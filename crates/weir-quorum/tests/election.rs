@@ -138,3 +138,16 @@ async fn a_single_voter_quorum_works_and_refuses_changes_too_large_to_replicate(
     assert_eq!(journal.next_offset(), before, "nothing was written");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_node_stops_and_its_directory_and_address_can_be_reused() {
+    let mut c = Cluster::start(3, 1000).await;
+    c.create_topic("t", 1).await;
+    let victim = NodeId(1);
+    drop(c.nodes.remove(&victim));
+    // Restarting on the same address and directory works once the old node is gone.
+    c.restart(victim).await;
+    let image = c.create_topic("u", 2).await;
+    c.converged(image.offset().get()).await;
+    c.shutdown().await;
+}

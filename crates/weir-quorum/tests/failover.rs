@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Cluster, DEADLINE};
+use weir_metadata::MetadataJournal;
 use weir_quorum::METADATA_LOG_DIR;
 use weir_types::NodeId;
 
@@ -115,4 +116,82 @@ fn snapshot_files(dir: &std::path::Path) -> usize {
                 .ends_with(".checkpoint")
         })
         .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_without_a_majority_stops_being_the_active_controller() {
+    let mut c = Cluster::start(3, 1000).await;
+    c.create_topic("t", 1).await;
+    let leader = c.leader().await;
+    // Idle, with its followers up, it stays active: heartbeats renew the majority.
+    let idle = Instant::now();
+    while idle.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(
+            c.nodes[&leader].leader(),
+            Some(leader),
+            "active flapped while idle"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let followers: Vec<NodeId> = c.nodes.keys().copied().filter(|id| *id != leader).collect();
+    for f in followers {
+        c.stop(f).await;
+    }
+    // A change started now cannot commit: it fails once the leader knows it is cut
+    // off, long before the append timeout.
+    let journal = c.nodes[&leader].journal();
+    let pending =
+        tokio::time::timeout(DEADLINE, journal.append_async(common::topic_change("x", 3)))
+            .await
+            .expect("an append without a majority hangs");
+    assert!(
+        matches!(
+            pending,
+            Err(weir_metadata::MetadataError::Transport { .. }
+                | weir_metadata::MetadataError::NotController { .. })
+        ),
+        "{pending:?}"
+    );
+    let started = Instant::now();
+    while c.nodes[&leader].leader() == Some(leader) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "an isolated leader stays active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its journal refuses at once rather than waiting for a commit that cannot come.
+    let journal = c.nodes[&leader].journal();
+    let before = journal.next_offset();
+    let err = journal
+        .append_async(common::topic_change("u", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, weir_metadata::MetadataError::NotController { .. }),
+        "{err}"
+    );
+    assert_eq!(journal.next_offset(), before);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voter_that_starts_late_joins_and_catches_up() {
+    let (mut c, mut pending) = Cluster::bind(3, 5, 32 << 20).await;
+    for id in [NodeId(1), NodeId(2)] {
+        let l = pending.remove(&id).unwrap();
+        c.start_node(id, l).await;
+    }
+    // Two of three voters are a majority: they elect and commit on their own.
+    let mut last = None;
+    for i in 0..12 {
+        last = Some(c.create_topic(&format!("early{i}"), 400 + i).await);
+    }
+    let late = NodeId(3);
+    let l = pending.remove(&late).unwrap();
+    c.start_node(late, l).await;
+    let image = c.converged(last.unwrap().offset().get()).await;
+    assert_eq!(*c.nodes[&late].image(), *image);
+    assert_eq!(image.topic_count(), 12);
+    c.shutdown().await;
 }

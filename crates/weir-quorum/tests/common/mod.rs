@@ -44,6 +44,20 @@ impl Cluster {
 
     /// [`Cluster::start`] with a frame cap.
     pub async fn start_with(n: i32, snapshot_threshold: u64, max_frame_bytes: usize) -> Cluster {
+        let (mut c, pending) = Cluster::bind(n, snapshot_threshold, max_frame_bytes).await;
+        for (id, l) in pending {
+            let q = Quorum::start(c.config(id), l).await.unwrap();
+            c.nodes.insert(id, q);
+        }
+        c
+    }
+
+    /// Binds `n` listeners and starts nothing: returns the listeners to start nodes on.
+    pub async fn bind(
+        n: i32,
+        snapshot_threshold: u64,
+        max_frame_bytes: usize,
+    ) -> (Cluster, BTreeMap<NodeId, TcpListener>) {
         init_tracing();
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -52,18 +66,20 @@ impl Cluster {
             addrs.insert(NodeId(id), l.local_addr().unwrap());
             listeners.insert(NodeId(id), l);
         }
-        let mut c = Cluster {
+        let c = Cluster {
             dirs: tempfile::tempdir().unwrap(),
             addrs,
             nodes: BTreeMap::new(),
             snapshot_threshold,
             max_frame_bytes,
         };
-        for (id, l) in listeners {
-            let q = Quorum::start(c.config(id), l).await.unwrap();
-            c.nodes.insert(id, q);
-        }
-        c
+        (c, listeners)
+    }
+
+    /// Starts node `id` for the first time on its bound listener.
+    pub async fn start_node(&mut self, id: NodeId, listener: TcpListener) {
+        let q = Quorum::start(self.config(id), listener).await.unwrap();
+        self.nodes.insert(id, q);
     }
 
     pub fn dir(&self, id: NodeId) -> PathBuf {
