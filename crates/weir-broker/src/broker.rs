@@ -158,6 +158,7 @@ impl Broker<Api> {
 
         let (lifecycle, producer_ids) = if plane.quorum.is_some() {
             let lifecycle = cluster::start_lifecycle(&config, &controller, registered);
+            cluster::follow_fencing(&replicas, lifecycle.status());
             replicas.start_replication(
                 Arc::new(cluster::ControllerIsr {
                     controller: controller.clone(),

@@ -22,7 +22,7 @@ use weir_quorum::{Quorum, QuorumConfig};
 use weir_types::{ErrorCode, LeaderEpoch, NodeId};
 
 use crate::config::BrokerConfig;
-use crate::replica::{AlterIsr, BoxFuture, IsrChannel, IsrUpdate};
+use crate::replica::{AlterIsr, BoxFuture, IsrChannel, IsrUpdate, ReplicaManager};
 use crate::BrokerError;
 
 /// The controller side of a node: the handle every component uses, and the quorum
@@ -105,7 +105,23 @@ pub(crate) fn start_lifecycle(
 ) -> BrokerLifecycle {
     let mut lifecycle = LifecycleConfig::new(config.node_id, listeners, config.broker_rack.clone());
     lifecycle.heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
+    lifecycle.session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
     BrokerLifecycle::start(controller.clone(), lifecycle, controller.subscribe())
+}
+
+/// Keeps the replica manager's fencing in step with the broker's registration: a
+/// fenced broker (new, or cut off from the controller) takes no writes as leader.
+pub(crate) fn follow_fencing(replicas: &ReplicaManager, mut status: watch::Receiver<BrokerStatus>) {
+    let replicas = replicas.clone();
+    tokio::spawn(async move {
+        loop {
+            let fenced = status.borrow_and_update().fenced;
+            replicas.set_fenced(fenced);
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// ISR changes proposed by this broker's partitions, sent to the controller as this

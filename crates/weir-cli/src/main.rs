@@ -80,10 +80,14 @@ fn main() -> ExitCode {
 
 /// Logs to stderr, so stdout stays free for tools that print data (consume, ...).
 /// Colours only on a terminal, so logs piped to files or tests stay plain text.
+/// Without `RUST_LOG`, openraft's own info lines (every vote, every shutdown step)
+/// are left out: Weir logs what the quorum does in its own words.
 fn init_tracing() {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
+    let builder = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(_) => builder.from_env_lossy(),
+        Err(_) => builder.parse_lossy("info,openraft=warn"),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

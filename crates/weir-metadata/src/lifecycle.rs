@@ -11,14 +11,14 @@
 //! broker's leadership away and waits until it says the broker may stop.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use weir_types::{ErrorCode, NodeId};
 
-use crate::controller::{BrokerRegistration, Controller, Heartbeat};
+use crate::controller::{ApiError, BrokerRegistration, Controller, Heartbeat};
 use crate::image::{Endpoint, MetadataImage};
 use crate::uuid::UuidGenerator;
 
@@ -39,6 +39,11 @@ pub struct LifecycleConfig {
     pub rack: Option<String>,
     /// `broker.heartbeat.interval.ms`. Default: 2 s.
     pub heartbeat_interval: Duration,
+    /// `broker.session.timeout.ms`. Default: 9 s. Without an answered heartbeat for
+    /// this long the controller has fenced the broker (or will), so the broker
+    /// reports itself fenced too: a broker cut off from the controller must stop
+    /// acting as a leader the cluster has already replaced.
+    pub session_timeout: Duration,
 }
 
 impl LifecycleConfig {
@@ -49,6 +54,7 @@ impl LifecycleConfig {
             listeners,
             rack,
             heartbeat_interval: Duration::from_millis(2000),
+            session_timeout: Duration::from_millis(9000),
         }
     }
 }
@@ -153,6 +159,10 @@ async fn run(
 ) {
     let mut epoch = register(&controller, &config).await;
     status.send_modify(|s| s.broker_epoch = epoch);
+    let mut last_answer = Instant::now();
+    // A heartbeat is given up on well within the session, so a controller that
+    // stopped answering is noticed in time.
+    let patience = (config.session_timeout / 3).max(Duration::from_millis(100));
     loop {
         let shutting_down = *want_shut_down.borrow_and_update();
         let heartbeat = Heartbeat {
@@ -162,11 +172,22 @@ async fn run(
             want_fence: false,
             want_shut_down: shutting_down,
         };
-        match controller.broker_heartbeat(heartbeat).await {
-            Ok(reply) => status.send_modify(|s| {
-                s.fenced = reply.is_fenced;
-                s.shut_down = s.shut_down || reply.should_shut_down;
-            }),
+        let answer = tokio::time::timeout(patience, controller.broker_heartbeat(heartbeat))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    ErrorCode::RequestTimedOut,
+                    "no answer from the controller",
+                ))
+            });
+        match answer {
+            Ok(reply) => {
+                last_answer = Instant::now();
+                status.send_modify(|s| {
+                    s.fenced = reply.is_fenced;
+                    s.shut_down = s.shut_down || reply.should_shut_down;
+                });
+            }
             Err(e)
                 if matches!(
                     e.code,
@@ -183,6 +204,13 @@ async fn run(
             }
             Err(e) => {
                 warn!(node_id = %config.node, code = %e.code, message = ?e.message, "heartbeat failed");
+                if last_answer.elapsed() >= config.session_timeout && !status.borrow().fenced {
+                    warn!(
+                        node_id = %config.node,
+                        "no heartbeat answered within the session timeout: acting as fenced"
+                    );
+                    status.send_modify(|s| s.fenced = true);
+                }
             }
         }
         let wait = if shutting_down {

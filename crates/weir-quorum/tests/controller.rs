@@ -86,8 +86,12 @@ async fn requests_on_any_node_reach_the_active_controller_and_every_image() {
         results[0].error.code == weir_types::ErrorCode::None,
         "{results:?}"
     );
-    // The leader's image has it at once; the others once they hear the commit
-    // (the next heartbeat).
+    // Read-your-writes: the node that forwarded it has it as soon as the call
+    // returns, like the leader.
+    assert!(
+        controllers[follower].image().topic("orders").is_some(),
+        "the forwarding node's image lacks the topic it just created"
+    );
     let image = c.nodes[&leader].image();
     let topic = image
         .topic("orders")

@@ -74,6 +74,9 @@ pub(super) struct Shared {
     pub(super) links: OnceLock<Links>,
     /// Leaders that have a running replica fetcher (`replica_fetcher.rs`).
     pub(super) fetchers: Mutex<BTreeSet<NodeId>>,
+    /// Set while this broker is fenced by the controller or has lost contact with
+    /// it for longer than the session timeout: it takes no writes as a leader.
+    pub(super) fenced: AtomicBool,
 }
 
 /// What replication talks to; see [`ReplicaManager::start_replication`].
@@ -148,6 +151,7 @@ impl ReplicaManager {
                 applied: tokio::sync::watch::Sender::new(Offset(-1)),
                 links: OnceLock::new(),
                 fetchers: Mutex::new(BTreeSet::new()),
+                fenced: AtomicBool::new(false),
             }),
         };
         let m = manager.clone();
@@ -196,6 +200,24 @@ impl ReplicaManager {
                 tracing::error!(dir = %dir.path.display(), partitions = n, "stopped serving the partitions of an offline log directory");
             });
         }
+    }
+
+    /// Marks this broker fenced or not (a cluster node follows its registration
+    /// status): while fenced, produce requests get NOT_LEADER_OR_FOLLOWER so
+    /// clients look for the leader the controller elected in its place.
+    pub fn set_fenced(&self, fenced: bool) {
+        let was = self.shared.fenced.swap(fenced, Ordering::SeqCst);
+        if was != fenced {
+            tracing::info!(
+                fenced,
+                "broker fencing changed; leaders take writes only when unfenced"
+            );
+        }
+    }
+
+    /// See [`ReplicaManager::set_fenced`].
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.shared.fenced.load(Ordering::SeqCst)
     }
 
     /// Starts replication: ISR changes go to the controller through `isr`, and

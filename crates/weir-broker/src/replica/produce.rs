@@ -155,6 +155,11 @@ impl ReplicaManager {
         acks: Acks,
     ) -> Result<PendingAppend> {
         let p = self.partition(topic, partition)?;
+        if self.is_fenced() {
+            // Cut off from the controller past the session timeout: another leader
+            // may already take writes; the client must find it.
+            return Err(p.not_leader_error());
+        }
         let (result, wait) = p.append_as_leader(records, acks)?;
         Ok(match wait {
             Some(w) => PendingAppend {

@@ -33,6 +33,8 @@ use weir_client::{Admin, ClientConfig, Connection, ConnectionConfig};
 use weir_protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
+use weir_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+use weir_protocol::messages::ProduceRequest;
 
 use super::proxy::Proxy;
 use super::{run, Output, Server};
@@ -217,7 +219,18 @@ impl TestCluster {
                 server.wait_ready();
             }
         }
+        cluster.wait_for_brokers(n);
         cluster
+    }
+
+    /// Waits until `n` brokers are registered and unfenced (listening is not
+    /// enough: a topic with replication factor `n` needs `n` live brokers).
+    pub(crate) fn wait_for_brokers(&self, n: usize) {
+        self.wait_until(&format!("{n} live brokers"), SETTLE_TIMEOUT, |c| {
+            let admin = c.admin_of(&[]).ok()?;
+            let cluster = c.block_on(admin.describe_cluster()).ok()?;
+            (cluster.brokers.len() == n).then_some(())
+        });
     }
 
     /// The node with `id`.
@@ -401,6 +414,53 @@ impl TestCluster {
             let response = conn.send(request).await.ok()?;
             let p = response.topics.first()?.partitions.first()?;
             (p.error_code == 0).then_some(p.offset)
+        })
+    }
+
+    /// Sends one acks=all produce of `value` to node `id` alone (no metadata, no
+    /// retries: what a client stuck on that node gets) and returns the partition's
+    /// error code, or `None` when the node gave no answer within `timeout_ms` plus
+    /// a margin.
+    pub(crate) fn produce_on(
+        &self,
+        id: i32,
+        topic: &str,
+        partition: i32,
+        value: &str,
+        timeout_ms: i32,
+    ) -> Option<i16> {
+        let addr = self.node(id).client_addr();
+        let mut batch = weir_protocol::records::BatchBuilder::new();
+        batch
+            .append(0, None, Some(value.as_bytes()), &[])
+            .expect("append a record");
+        let request = ProduceRequest {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms,
+            topic_data: vec![TopicProduceData {
+                name: topic.to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: Some(batch.build().expect("build a batch")),
+                }],
+            }],
+        };
+        self.block_on(async {
+            let config = ConnectionConfig {
+                request_timeout: Duration::from_millis(u64::try_from(timeout_ms).ok()? + 5_000),
+                ..ConnectionConfig::default()
+            };
+            let conn = Connection::connect(&addr, config).await.ok()?;
+            let response = conn.send(request).await.ok()?;
+            Some(
+                response
+                    .responses
+                    .first()?
+                    .partition_responses
+                    .first()?
+                    .error_code,
+            )
         })
     }
 

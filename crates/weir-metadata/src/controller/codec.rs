@@ -72,7 +72,9 @@ pub(crate) fn decode_request(bytes: &[u8]) -> std::result::Result<Request, Strin
     postcard::from_bytes(bytes).map_err(|e| e.to_string())
 }
 
-pub(crate) fn encode_reply(reply: &Result<Response>) -> Vec<u8> {
+/// Encodes a reply with the offset of the active controller's image once it ran
+/// the request, so the caller can wait until its own image has the change too.
+pub(crate) fn encode_reply(reply: &Result<Response>, offset: i64) -> Vec<u8> {
     let wire: std::result::Result<&Response, WireError> = match reply {
         Ok(r) => Ok(r),
         Err(MetadataError::NotController { leader }) => {
@@ -82,21 +84,23 @@ pub(crate) fn encode_reply(reply: &Result<Response>) -> Vec<u8> {
     };
     // A Response always encodes (no maps with non-string keys, no unsized data); an
     // empty reply makes the caller report a transport error rather than hang.
-    postcard::to_allocvec(&wire).unwrap_or_default()
+    postcard::to_allocvec(&(offset, wire)).unwrap_or_default()
 }
 
-pub(crate) fn decode_reply(node: weir_types::NodeId, bytes: &[u8]) -> Result<Response> {
-    let wire: std::result::Result<Response, WireError> =
+/// Decodes a reply of `node`: the outcome, and the image offset it ran at.
+pub(crate) fn decode_reply(node: weir_types::NodeId, bytes: &[u8]) -> Result<(Response, i64)> {
+    let (offset, wire): (i64, std::result::Result<Response, WireError>) =
         postcard::from_bytes(bytes).map_err(|e| MetadataError::Transport {
             node,
             reason: format!("undecodable reply: {e}"),
         })?;
-    wire.map_err(|e| match e {
+    let response = wire.map_err(|e| match e {
         WireError::NotController(leader) => MetadataError::NotController {
             leader: leader.map(weir_types::NodeId),
         },
         WireError::Failed(reason) => MetadataError::Remote { node, reason },
-    })
+    })?;
+    Ok((response, offset))
 }
 
 /// Serde for `weir_types::ErrorCode`, as its wire value.
@@ -243,24 +247,28 @@ mod tests {
                 error: ApiError::from_code(ErrorCode::Other(9999)),
             }]),
         ];
-        for r in replies {
-            let bytes = encode_reply(&Ok(r.clone()));
-            assert_eq!(decode_reply(NodeId(1), &bytes).unwrap(), r);
+        for (offset, r) in replies.into_iter().enumerate() {
+            let offset = offset as i64 * 1000 + 7;
+            let bytes = encode_reply(&Ok(r.clone()), offset);
+            assert_eq!(decode_reply(NodeId(1), &bytes).unwrap(), (r, offset));
         }
     }
 
     #[test]
     fn failures_travel_as_errors() {
-        let not = encode_reply(&Err(MetadataError::NotController {
-            leader: Some(NodeId(3)),
-        }));
+        let not = encode_reply(
+            &Err(MetadataError::NotController {
+                leader: Some(NodeId(3)),
+            }),
+            5,
+        );
         assert!(matches!(
             decode_reply(NodeId(1), &not),
             Err(MetadataError::NotController {
                 leader: Some(NodeId(3))
             })
         ));
-        let other = encode_reply(&Err(MetadataError::LogFailed));
+        let other = encode_reply(&Err(MetadataError::LogFailed), 5);
         assert!(matches!(
             decode_reply(NodeId(1), &other),
             Err(MetadataError::Remote { .. })

@@ -464,7 +464,18 @@ impl Controller {
                 node,
                 reason: "no reply within the request timeout".into(),
             })??;
-        codec::decode_reply(node, &reply)
+        let (response, offset) = codec::decode_reply(node, &reply)?;
+        // Read-your-writes: a caller that saw success also sees the change in this
+        // node's image (the active controller's image is a round trip ahead).
+        let mut images = self.images.clone();
+        let caught_up = images.wait_for(|image| image.offset().get() >= offset);
+        if tokio::time::timeout(self.request_timeout, caught_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!(%node, offset, "local metadata did not reach a forwarded change in time");
+        }
+        Ok(response)
     }
 }
 
@@ -511,7 +522,8 @@ impl ForwardedRequestHandler for Forwarded {
                     reason: format!("undecodable forwarded request: {reason}"),
                 }),
             };
-            codec::encode_reply(&reply)
+            let offset = controller.images.borrow().offset().get();
+            codec::encode_reply(&reply, offset)
         })
     }
 }
