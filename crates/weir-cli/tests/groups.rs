@@ -81,7 +81,13 @@ fn consume_with_a_group_resumes_where_the_last_run_stopped() {
     let server = Server::start();
     server.weir("topic create orders --partitions 2", "").ok();
     let input: String = (0..10).map(|i| format!("o{i}\n")).collect();
-    server.weir("produce orders", &input).ok();
+    // Five records on each partition.
+    for (p, half) in input.lines().collect::<Vec<_>>().chunks(5).enumerate() {
+        let text: String = half.iter().map(|l| format!("{l}\n")).collect();
+        server
+            .weir(&format!("produce orders --partition {p}"), &text)
+            .ok();
+    }
 
     let first = server
         .weir("consume orders --group billing --from beginning -n 4", "")
@@ -126,8 +132,13 @@ fn consume_with_a_group_resumes_where_the_last_run_stopped() {
 fn group_list_describe_reset_offsets_and_delete() {
     let server = Server::start();
     server.weir("topic create audit --partitions 2", "").ok();
-    let input: String = (0..8).map(|i| format!("a{i}\n")).collect();
-    server.weir("produce audit", &input).ok();
+    // Four records on each partition.
+    for p in 0..2 {
+        let input: String = (0..4).map(|i| format!("a{p}-{i}\n")).collect();
+        server
+            .weir(&format!("produce audit --partition {p}"), &input)
+            .ok();
+    }
     server
         .weir("consume audit --group ops --from beginning -n 8", "")
         .ok();
