@@ -150,6 +150,15 @@ async fn two_consumer_protocol_members_share_a_topic_each_record_once() {
         a.assignment.lock().unwrap().len() == 2 && b.assignment.lock().unwrap().len() == 2
     })
     .await;
+    // The broker ran the assignor the members asked for (group.remote.assignor).
+    let cluster = Cluster::connect(common::client_config(&addr))
+        .await
+        .unwrap();
+    let d = GroupAdmin::new(cluster)
+        .describe_group("kip848")
+        .await
+        .unwrap();
+    assert_eq!((d.protocol.as_str(), d.members.len()), ("range", 2));
     produce(&addr, "shared", 4, "x", 200).await;
     wait_for("every record", Duration::from_secs(30), || {
         count(&seen, "shared") == 200
