@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -161,8 +162,9 @@ class Member:
                 topic, strategy]
         if instance_id:
             args.append(instance_id)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+        # Kept for the failure message: a member that died shows its traceback.
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.records = []
         self.events = []
         self.assignment = None
@@ -181,6 +183,14 @@ class Member:
                 elif kind == "E":
                     what, _, ps = rest.partition(" ")
                     self.events.append((what, [int(p) for p in ps.split(",") if p]))
+
+    def diagnosis(self):
+        """Its exit status, events and the end of its stderr."""
+        self.stderr.seek(0)
+        tail = self.stderr.read()[-3000:]
+        with self.lock:
+            return (f"member pid {self.proc.pid} exit={self.proc.poll()} "
+                    f"assignment={self.assignment} events={self.events}\n{tail}")
 
     def owned(self):
         with self.lock:
@@ -212,10 +222,17 @@ def produce(broker, topic, partitions, n):
     assert p.flush(30) == 0
 
 
-def wait_for(what, cond, timeout=60):
+def wait_for(what, cond, timeout=60, members=()):
+    """Polls `cond`; fails at once if one of `members` (processes meant to keep
+    running) has died, and says what each of them was doing."""
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        dead = [m for m in members if m.proc.poll() is not None]
+        late = time.monotonic() >= deadline
+        if dead or late:
+            why = "a member died" if dead else "timed out"
+            report = "\n".join(m.diagnosis() for m in members)
+            raise AssertionError(f"{why} waiting for {what}\n{report}")
         time.sleep(0.1)
 
 
@@ -361,14 +378,16 @@ def test_static_member_restarts_without_a_rebalance(broker, client):
     two = Member(client, broker, group, topic, "range", "two")
     again = None
     try:
-        wait_for("2 members x 2", lambda: len(one.owned()) == 2 and len(two.owned()) == 2)
+        wait_for("2 members x 2", lambda: len(one.owned()) == 2 and len(two.owned()) == 2,
+                 members=(one, two))
         time.sleep(1)
         with two.lock:
             events_before = list(two.events)
         owned_before = one.owned()
         one.crash()  # a restart: gone without LeaveGroup, back within the session timeout
         again = Member(client, broker, group, topic, "range", "one")
-        wait_for("the restarted member has partitions", lambda: len(again.owned()) == 2)
+        wait_for("the restarted member has partitions", lambda: len(again.owned()) == 2,
+                 members=(two, again))
         assert again.owned() == owned_before
         time.sleep(2)
         with two.lock:

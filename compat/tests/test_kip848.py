@@ -58,3 +58,32 @@ def test_two_members_share_then_one_takes_over(broker):
     assert sorted(later) == list(range(200, 300))
     assert sorted(tp.partition for tp in second.assignment()) == [0, 1, 2, 3]
     second.close()
+
+
+def test_regex_subscription_picks_up_a_topic_created_later(broker):
+    """`^prefix.*` with group.protocol=consumer: librdkafka sends the regex in
+    ConsumerGroupHeartbeat v1 and the broker resolves it, again when a matching
+    topic is created after the member subscribed; a topic that does not match is
+    never assigned."""
+    prefix, group = unique("rx848"), unique("grx848")
+    first, later, other = f"{prefix}-a", f"{prefix}-b", unique("other848")
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for name, partitions in ((first, 2), (other, 1)):
+        a.create_topics([NewTopic(name, num_partitions=partitions,
+                                  replication_factor=1)])[name].result(30)
+    produce(broker.bootstrap, first, 0, 20)
+    produce(broker.bootstrap, other, 1000, 5)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "group.protocol": "consumer", "auto.offset.reset": "earliest",
+                  "topic.metadata.refresh.interval.ms": 1000})
+    c.subscribe([f"^{prefix}-.*"])
+    seen = []
+    poll_until([c], seen, 20)
+    assert sorted(seen) == list(range(20))
+    a.create_topics([NewTopic(later, num_partitions=3, replication_factor=1)])[later].result(30)
+    produce(broker.bootstrap, later, 100, 30)
+    more = []
+    poll_until([c], more, 30)
+    assert sorted(more) == list(range(100, 130))
+    assert {tp.topic for tp in c.assignment()} == {first, later}
+    c.close()

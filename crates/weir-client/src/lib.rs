@@ -27,8 +27,7 @@
 //!
 //! # Not here yet
 //!
-//! The KIP-848 group protocol, transactions, SASL/TLS, and incremental fetch
-//! sessions.
+//! Transactions, SASL/TLS, and incremental fetch sessions.
 
 pub mod admin;
 pub mod api;
@@ -48,7 +47,7 @@ pub use config::{ClientConfig, ConnectionConfig};
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
-pub use group::{GroupConfig, GroupConsumer};
+pub use group::{GroupConfig, GroupConsumer, GroupProtocol};
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use weir_types::ErrorCode;

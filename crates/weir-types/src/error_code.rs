@@ -184,6 +184,7 @@ error_codes! {
     InvalidVoterKey = 125, false, "The voter key doesn't match the receiving replica's key.";
     DuplicateVoter = 126, false, "The voter is already part of the set of voters.";
     VoterNotFound = 127, false, "The voter is not part of the set of voters.";
+    InvalidRegularExpression = 128, false, "The regular expression is not valid.";
 }
 
 impl ErrorCode {
@@ -208,7 +209,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip_for_the_whole_known_range() {
-        for c in -1..=127i16 {
+        for c in -1..=128i16 {
             let e = ErrorCode::from_code(c);
             assert!(!matches!(e, ErrorCode::Other(_)), "code {c} has no name");
             assert_eq!(e.code(), c);

@@ -1,6 +1,7 @@
-//! ConsumerGroupHeartbeat (v0, KIP-848): the consumer group protocol of Kafka 4
+//! ConsumerGroupHeartbeat (v0-v1, KIP-848): the consumer group protocol of Kafka 4
 //! clients (`group.protocol=consumer`). One request joins, heartbeats, changes the
-//! subscription, reports released partitions, or leaves; the answer carries the
+//! subscription (topic names, and from v1 a regular expression the coordinator
+//! resolves), reports released partitions, or leaves; the answer carries the
 //! member epoch and, when it changed, the member's assignment. It is answered once
 //! its records are durable.
 

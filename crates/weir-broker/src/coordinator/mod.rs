@@ -33,8 +33,8 @@
 //!
 //! # Not here yet
 //!
-//! Transactional offset commits; KIP-848's regex subscriptions (v1) and mixed
-//! classic/consumer groups (see `consumer/`). Reads (OffsetFetch, DescribeGroups) see a write as soon as it is
+//! Transactional offset commits; KIP-848's mixed classic/consumer groups (see
+//! `consumer/`). Reads (OffsetFetch, DescribeGroups) see a write as soon as it is
 //! appended, before it is fsynced; with no transactions there is nothing unstable
 //! for `require_stable` to wait for.
 

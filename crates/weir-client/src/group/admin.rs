@@ -2,11 +2,14 @@
 //! committed offsets (what `weir group` is built on).
 //!
 //! Every broker coordinates its own share of the groups, so ListGroups asks each
-//! broker; the other calls go to the group's coordinator.
+//! broker; the other calls go to the group's coordinator. A KIP-848 consumer group
+//! is not seen by DescribeGroups (it answers `Dead`), so `describe_group` asks
+//! ConsumerGroupDescribe then.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use weir_protocol::messages::consumer_group_describe::ConsumerGroupDescribeRequest;
 use weir_protocol::messages::delete_groups::DeleteGroupsRequest;
 use weir_protocol::messages::describe_groups::DescribeGroupsRequest;
 use weir_protocol::messages::list_groups::ListGroupsRequest;
@@ -113,6 +116,13 @@ impl GroupAdmin {
             });
         };
         let code = ErrorCode::from_code(g.error_code);
+        let classic_unknown = (code == ErrorCode::None && g.group_state == "Dead")
+            || code == ErrorCode::GroupIdNotFound;
+        if classic_unknown && version::<ConsumerGroupDescribeRequest>(&conn).is_ok() {
+            if let Some(d) = describe_consumer_group(&conn, group).await? {
+                return Ok(d);
+            }
+        }
         if code != ErrorCode::None {
             return Err(Error::kafka(format!("group {group}"), code, None));
         }
@@ -185,4 +195,58 @@ impl GroupAdmin {
         let conn = find_coordinator(&self.cluster, group).await?;
         offsets::commit(&conn, group, &Committer::outsider(), offsets).await
     }
+}
+
+/// A KIP-848 consumer group as ConsumerGroupDescribe reports it; `None` if there is
+/// no such consumer group.
+async fn describe_consumer_group(
+    conn: &crate::connection::Connection,
+    group: &str,
+) -> Result<Option<GroupDescription>> {
+    let v = version::<ConsumerGroupDescribeRequest>(conn)?;
+    let req = ConsumerGroupDescribeRequest {
+        group_ids: vec![group.to_owned()],
+        include_authorized_operations: false,
+    };
+    let resp = send_at(conn, req, v, Duration::ZERO).await?;
+    let Some(g) = resp.groups.into_iter().next() else {
+        return Ok(None);
+    };
+    match ErrorCode::from_code(g.error_code) {
+        ErrorCode::None => {}
+        ErrorCode::GroupIdNotFound => return Ok(None),
+        code => {
+            return Err(Error::kafka(
+                format!("group {group}"),
+                code,
+                g.error_message,
+            ))
+        }
+    }
+    Ok(Some(GroupDescription {
+        group_id: g.group_id,
+        state: g.group_state,
+        protocol_type: PROTOCOL_TYPE.to_owned(),
+        protocol: g.assignor_name,
+        members: g
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                assignment: m
+                    .assignment
+                    .topic_partitions
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .map(|p| TopicPartition::new(t.topic_name.as_str(), *p))
+                    })
+                    .collect(),
+                member_id: m.member_id,
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+            })
+            .collect(),
+    }))
 }

@@ -41,6 +41,36 @@ pub struct GroupConfig {
     pub enable_auto_commit: bool,
     /// `auto.commit.interval.ms`. Default: 5 s.
     pub auto_commit_interval: Duration,
+    /// `group.protocol`: the classic protocol (JoinGroup/SyncGroup, client-side
+    /// assignors) or KIP-848's consumer protocol (ConsumerGroupHeartbeat, the broker
+    /// assigns). Default: classic.
+    pub group_protocol: GroupProtocol,
+    /// `group.remote.assignor`: the broker-side assignor a consumer-protocol member
+    /// asks for (`uniform` or `range` on Weir and Kafka). Default: none (the
+    /// broker's default). Unused by the classic protocol.
+    pub remote_assignor: Option<String>,
+}
+
+/// `group.protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup, SyncGroup and Heartbeat; the group leader assigns.
+    #[default]
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`): ConsumerGroupHeartbeat; the broker
+    /// assigns and the member reconciles toward its assignment.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// Parses Kafka's names (`classic`, `consumer`).
+    pub fn from_name(name: &str) -> Option<GroupProtocol> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "classic" => Some(GroupProtocol::Classic),
+            "consumer" => Some(GroupProtocol::Consumer),
+            _ => None,
+        }
+    }
 }
 
 impl Default for GroupConfig {
@@ -55,6 +85,8 @@ impl Default for GroupConfig {
             assignors: vec![Assignor::Range, Assignor::CooperativeSticky],
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),
+            group_protocol: GroupProtocol::Classic,
+            remote_assignor: None,
         }
     }
 }
@@ -99,6 +131,11 @@ impl GroupConfig {
         if self.group_instance_id.as_deref() == Some("") {
             return Err(Error::Config(
                 "group.instance.id must not be empty (leave it unset instead)".into(),
+            ));
+        }
+        if self.remote_assignor.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::Config(
+                "group.remote.assignor must not be empty (leave it unset instead)".into(),
             ));
         }
         if self.assignors.is_empty() {
@@ -153,22 +190,80 @@ pub trait RebalanceListener: Send {
     }
 }
 
-/// What a subscription matches: a list of topics or a predicate on topic names.
+/// A predicate on topic names.
+pub(crate) type TopicFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// What a subscription matches: a list of topics, a regular expression, or a
+/// predicate on topic names.
 #[derive(Clone)]
 pub enum Topics {
     /// These topics (created on first use if the broker auto-creates topics).
     Names(Vec<String>),
+    /// Every existing topic, internal ones excepted, whose whole name the
+    /// expression matches (Java's `subscribe(Pattern)`). The classic protocol
+    /// matches it here on every metadata refresh (`metadata.max.age.ms`); the
+    /// consumer protocol sends it to the broker, which resolves it.
+    Regex(TopicRegex),
     /// Every existing topic, internal ones excepted, whose name the predicate
     /// accepts; re-evaluated on every metadata refresh (`metadata.max.age.ms`).
+    /// Classic protocol only.
     Pattern(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl Topics {
+    /// The predicate of a pattern subscription (`None` for names).
+    pub(crate) fn matcher(&self) -> Option<TopicFilter> {
+        match self {
+            Topics::Names(_) => None,
+            Topics::Regex(re) => {
+                let re = re.clone();
+                Some(Arc::new(move |t: &str| re.is_match(t)))
+            }
+            Topics::Pattern(f) => Some(f.clone()),
+        }
+    }
 }
 
 impl fmt::Debug for Topics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Topics::Names(n) => f.debug_tuple("Names").field(n).finish(),
+            Topics::Regex(re) => f.debug_tuple("Regex").field(&re.as_str()).finish(),
             Topics::Pattern(_) => f.write_str("Pattern(..)"),
         }
+    }
+}
+
+/// A topic-name regular expression (RE2 syntax, the subset Java's and RE2/J's
+/// agree on) that must match a whole topic name.
+#[derive(Debug, Clone)]
+pub struct TopicRegex {
+    /// The expression as given (what the consumer protocol sends).
+    source: String,
+    /// `^(?:source)$`.
+    compiled: regex::Regex,
+}
+
+impl TopicRegex {
+    /// Compiles `source`; an invalid expression is a configuration error.
+    pub fn new(source: &str) -> Result<TopicRegex> {
+        let compiled = regex::Regex::new(&format!("^(?:{source})$")).map_err(|e| {
+            Error::Config(format!("invalid topic regular expression {source:?}: {e}"))
+        })?;
+        Ok(TopicRegex {
+            source: source.to_owned(),
+            compiled,
+        })
+    }
+
+    /// The expression as given.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the whole of `topic` matches.
+    pub fn is_match(&self, topic: &str) -> bool {
+        self.compiled.is_match(topic)
     }
 }
 
@@ -196,5 +291,21 @@ mod tests {
         assert!(c.is_cooperative());
         assert!(!GroupConfig::new("h:1", "g").is_cooperative());
         assert!(GroupConfig::parse_assignors("range, sticky").is_err());
+        assert_eq!(
+            GroupProtocol::from_name("Consumer"),
+            Some(GroupProtocol::Consumer)
+        );
+        assert_eq!(GroupProtocol::from_name("eager"), None);
+    }
+
+    #[test]
+    fn a_topic_regex_matches_whole_names() {
+        let re = TopicRegex::new("orders-.*").unwrap();
+        assert!(re.is_match("orders-eu"));
+        assert!(!re.is_match("old-orders-eu"));
+        let either = Topics::Regex(TopicRegex::new("a|b").unwrap());
+        let m = either.matcher().unwrap();
+        assert!(m("b") && !m("ab"));
+        assert!(TopicRegex::new("orders-(").is_err());
     }
 }

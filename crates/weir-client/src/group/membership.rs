@@ -1,5 +1,7 @@
 //! Membership in a classic group: JoinGroup, SyncGroup, LeaveGroup on the
-//! coordinator connection, and the heartbeat task.
+//! coordinator connection, and the heartbeat task. (A consumer-protocol member
+//! shares the [`State`] and the coordinator connection, and runs the heartbeat of
+//! `consumer_protocol.rs` instead.)
 //!
 //! The heartbeat runs in its own task, as the Java client's heartbeat thread does,
 //! so a slow application between polls does not lose its session. It never
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use weir_protocol::messages::heartbeat::HeartbeatRequest;
 use weir_protocol::messages::join_group::{
@@ -24,7 +27,8 @@ use weir_types::ErrorCode;
 use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::group::config::GroupConfig;
+use crate::group::config::{GroupConfig, GroupProtocol};
+use crate::group::consumer_protocol::{self, Kip848};
 use crate::group::offsets::{find_coordinator, Committer};
 use crate::group::protocol::{send_at, version, PROTOCOL_TYPE};
 
@@ -47,6 +51,8 @@ pub(crate) struct State {
     pub(crate) lost: bool,
     /// An error the member cannot recover from (FENCED_INSTANCE_ID).
     pub(crate) fatal: Option<Error>,
+    /// The consumer protocol's side (unused by the classic protocol).
+    pub(crate) kip848: Kip848,
 }
 
 /// The outcome of a join.
@@ -82,6 +88,9 @@ pub(crate) struct Membership {
     pub(crate) cluster: Cluster,
     pub(crate) config: Arc<GroupConfig>,
     pub(crate) state: Arc<Mutex<State>>,
+    /// Wakes the consumer protocol's heartbeat before its interval is up (a new
+    /// subscription, a finished reconciliation to acknowledge).
+    pub(crate) wake: Arc<Notify>,
     heartbeat: AbortHandle,
 }
 
@@ -91,11 +100,11 @@ impl Drop for Membership {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn ms(d: Duration) -> i32 {
+pub(crate) fn ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
@@ -106,15 +115,25 @@ impl Membership {
             rejoin: Some("subscribed"),
             ..State::default()
         }));
-        let task = tokio::spawn(heartbeat_loop(
-            cluster.clone(),
-            config.clone(),
-            state.clone(),
-        ));
+        let wake = Arc::new(Notify::new());
+        let task = match config.group_protocol {
+            GroupProtocol::Classic => tokio::spawn(heartbeat_loop(
+                cluster.clone(),
+                config.clone(),
+                state.clone(),
+            )),
+            GroupProtocol::Consumer => tokio::spawn(consumer_protocol::heartbeat_loop(
+                cluster.clone(),
+                config.clone(),
+                state.clone(),
+                wake.clone(),
+            )),
+        };
         Membership {
             cluster,
             config,
             state,
+            wake,
             heartbeat: task.abort_handle(),
         }
     }
@@ -289,6 +308,11 @@ impl Membership {
     /// LeaveGroup (dynamic members only; a static member keeps its place until its
     /// session times out, so a restart does not rebalance).
     pub(crate) async fn leave(&self) -> Result<()> {
+        if self.config.group_protocol == GroupProtocol::Consumer {
+            // No heartbeat may follow the leave (a join after it would rejoin).
+            self.heartbeat.abort();
+            return consumer_protocol::leave(self).await;
+        }
         let member_id = {
             let mut s = self.lock();
             s.generation = -1;

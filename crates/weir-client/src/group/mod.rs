@@ -45,13 +45,23 @@
 //! carry the generation and member id, so a fenced member cannot overwrite the
 //! offsets of the partitions' new owner.
 //!
-//! # Not here
+//! # The consumer protocol (KIP-848)
 //!
-//! The KIP-848 consumer protocol (ConsumerGroupHeartbeat): the broker does not
-//! serve it yet.
+//! With [`GroupProtocol::Consumer`] the member heartbeats with
+//! ConsumerGroupHeartbeat instead, the broker assigns (`group.remote.assignor`),
+//! and `poll` reconciles toward what it is given; see `consumer_protocol.rs`.
+//!
+//! # Topic patterns
+//!
+//! [`GroupConsumer::subscribe_regex`] subscribes to every topic whose whole name
+//! matches: the classic protocol matches it here against the cluster's topics on
+//! every metadata refresh (as the Java client does), so a new matching topic joins
+//! the subscription within `metadata.max.age.ms`; the consumer protocol sends it to
+//! the broker, which resolves it.
 
 mod assignor;
 mod config;
+mod consumer_protocol;
 mod membership;
 mod offsets;
 mod protocol;
@@ -66,7 +76,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use assignor::{Assignor, MemberSubscription};
-pub use config::{GroupConfig, RebalanceListener, Topics};
+pub use config::{GroupConfig, GroupProtocol, RebalanceListener, TopicRegex, Topics};
 pub use offsets::CommittedOffset;
 pub use protocol::{decode_assignment, decode_subscription, Subscription};
 
@@ -165,8 +175,21 @@ impl GroupConsumer {
         self.subscribe_to(Topics::Pattern(Arc::new(matches)));
     }
 
+    /// Subscribes to every existing topic, internal ones excepted, whose whole
+    /// name matches the regular expression `regex` (Java's `subscribe(Pattern)`);
+    /// see the module docs.
+    pub fn subscribe_regex(&mut self, regex: &str) -> Result<()> {
+        self.subscribe_to(Topics::Regex(TopicRegex::new(regex)?));
+        Ok(())
+    }
+
     /// Subscribes to `topics`.
     pub fn subscribe_to(&mut self, topics: Topics) {
+        if self.config.group_protocol == GroupProtocol::Consumer {
+            if let Err(e) = self.subscribe_consumer_protocol(&topics) {
+                self.membership.lock().fatal = Some(e);
+            }
+        }
         self.topics = Some(topics);
         self.pattern_checked = None;
         self.membership.lock().rejoin = Some("the subscription changed");
@@ -219,9 +242,13 @@ impl GroupConsumer {
             if let Some(e) = self.membership.lock().fatal.clone() {
                 return Err(e);
             }
-            self.check_subscription().await;
-            if self.membership.lock().rejoin.is_some() {
-                self.rebalance().await?;
+            if self.config.group_protocol == GroupProtocol::Consumer {
+                self.reconcile().await?;
+            } else {
+                self.check_subscription().await;
+                if self.membership.lock().rejoin.is_some() {
+                    self.rebalance().await?;
+                }
             }
             self.maybe_auto_commit().await;
             let slice = deadline
@@ -317,6 +344,13 @@ impl GroupConsumer {
     /// that moved.
     fn on_commit_error(&self, e: &Error) {
         use weir_types::ErrorCode as C;
+        if self.config.group_protocol == GroupProtocol::Consumer {
+            // The heartbeat learns the member's fate (STALE_MEMBER_EPOCH, fenced).
+            self.membership
+                .coordinator_error(e.code(), e.is_connection_error());
+            self.membership.wake.notify_one();
+            return;
+        }
         match e.code() {
             Some(C::RebalanceInProgress) => {
                 self.membership.lock().rejoin = Some("the group is rebalancing");

@@ -16,8 +16,9 @@ use weir_protocol::messages::consumer_protocol_subscription::{
     self as cps, ConsumerProtocolSubscription,
 };
 use weir_protocol::messages::{
-    delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
-    list_groups, offset_commit, offset_fetch, sync_group,
+    consumer_group_describe, consumer_group_heartbeat, delete_groups, describe_groups,
+    find_coordinator, heartbeat, join_group, leave_group, list_groups, offset_commit, offset_fetch,
+    sync_group,
 };
 use weir_protocol::wire::{Decoder, Encoder};
 use weir_protocol::{ApiKey, Message};
@@ -50,6 +51,8 @@ group_requests! {
     list_groups::ListGroupsRequest => list_groups::ListGroupsResponse, ListGroups, 0..=5;
     describe_groups::DescribeGroupsRequest => describe_groups::DescribeGroupsResponse, DescribeGroups, 0..=5;
     delete_groups::DeleteGroupsRequest => delete_groups::DeleteGroupsResponse, DeleteGroups, 0..=2;
+    consumer_group_describe::ConsumerGroupDescribeRequest => consumer_group_describe::ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0..=0;
+    consumer_group_heartbeat::ConsumerGroupHeartbeatRequest => consumer_group_heartbeat::ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat, 0..=1;
 }
 
 /// The highest version of `R` both this client and the broker at `conn` speak.

@@ -133,8 +133,10 @@ impl GroupConsumer {
         let names: BTreeSet<String> = match &self.topics {
             None => BTreeSet::new(),
             Some(Topics::Names(n)) => n.iter().cloned().collect(),
-            Some(Topics::Pattern(f)) => {
-                let f = f.clone();
+            Some(topics) => {
+                let Some(f) = topics.matcher() else {
+                    return Ok(());
+                };
                 let md = self.consumer.cluster().refresh_all_topics().await?;
                 self.pattern_checked = Some(Instant::now());
                 md.topics
@@ -155,10 +157,9 @@ impl GroupConsumer {
     /// leader) a topic whose partition count changed, needs a rebalance.
     pub(super) async fn check_subscription(&mut self) {
         let max_age = self.config.consumer.client.metadata_max_age;
-        if let Some(Topics::Pattern(f)) = &self.topics {
+        if let Some(f) = self.topics.as_ref().and_then(Topics::matcher) {
             let due = self.pattern_checked.is_none_or(|t| t.elapsed() >= max_age);
             if due && self.membership.lock().rejoin.is_none() {
-                let f = f.clone();
                 self.pattern_checked = Some(Instant::now());
                 if let Ok(md) = self.consumer.cluster().refresh_all_topics().await {
                     let now: BTreeSet<String> = md
@@ -299,7 +300,7 @@ impl GroupConsumer {
     /// or the coordinator loads; on failure the partitions start per
     /// `auto.offset.reset`... which could re-read or skip records, so this tries
     /// hard (until `default.api.timeout.ms`).
-    async fn fetch_committed(
+    pub(super) async fn fetch_committed(
         &mut self,
         partitions: &[TopicPartition],
     ) -> BTreeMap<TopicPartition, offsets::CommittedOffset> {

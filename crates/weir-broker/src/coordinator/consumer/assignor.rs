@@ -71,10 +71,10 @@ pub(crate) fn compute_target(
             Spec {
                 id: &m.id,
                 sort_key: m.instance_id.as_deref().unwrap_or(&m.id),
-                topics: m
-                    .subscribed_topics
+                topics: metadata
                     .iter()
-                    .filter_map(|t| metadata.get(t).map(|meta| meta.id))
+                    .filter(|(name, _)| m.subscribes_to(name))
+                    .map(|(_, meta)| meta.id)
                     .collect(),
                 current: previous,
             }

@@ -33,17 +33,6 @@ pub(super) fn validate(r: &ConsumerGroupHeartbeatRequest) -> Result<(), Failure>
     if r.rack_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
         return invalid("RackId can't be empty.");
     }
-    // v1's regex subscriptions need a regex engine Kafka-compatible with RE2/J; until
-    // then they are refused with a message rather than silently ignored. An empty
-    // regex is "no regex": librdkafka sends one with every name subscription.
-    if r.subscribed_topic_regex
-        .as_deref()
-        .is_some_and(|re| !re.is_empty())
-    {
-        return invalid(
-            "SubscribedTopicRegex is not supported by this broker yet; subscribe to topic names.",
-        );
-    }
     match r.member_epoch {
         e if e > 0 || e == LEAVE_EPOCH => {
             if r.member_id.trim().is_empty() {
@@ -57,8 +46,20 @@ pub(super) fn validate(r: &ConsumerGroupHeartbeatRequest) -> Result<(), Failure>
             if r.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
                 return invalid("TopicPartitions must be empty when (re-)joining.");
             }
-            if r.subscribed_topic_names.as_ref().is_none_or(Vec::is_empty) {
-                return invalid("SubscribedTopicNames must be set in first request.");
+            // An empty regex is "no regex": librdkafka sends one with every name
+            // subscription.
+            let names = r
+                .subscribed_topic_names
+                .as_ref()
+                .is_some_and(|n| !n.is_empty());
+            let regex = r
+                .subscribed_topic_regex
+                .as_ref()
+                .is_some_and(|re| !re.is_empty());
+            if !names && !regex {
+                return invalid(
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                );
             }
         }
         STATIC_LEAVE_EPOCH => {

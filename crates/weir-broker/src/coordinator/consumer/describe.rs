@@ -60,7 +60,10 @@ impl ConsumerGroup {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed_topic_names: m.subscribed_topics.iter().cloned().collect(),
-                    subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                    subscribed_topic_regex: m
+                        .subscribed_topic_regex
+                        .as_ref()
+                        .map(|re| re.as_str().to_owned()),
                     assignment: wire(&m.assigned, topics),
                     target_assignment: wire(&self.target_of(&m.id), topics),
                 })

@@ -21,8 +21,8 @@ use super::checks::{check_epoch, rejoined, subscription_metadata, validate, wire
 use super::reconcile::{next_assignment, Owned};
 use super::records::ConsumerRecord;
 use super::{
-    Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicCatalog, TopicMeta, LEAVE_EPOCH,
-    STATIC_LEAVE_EPOCH,
+    Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicCatalog, TopicMeta, TopicRegex,
+    LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };
 use crate::coordinator::classic::JoinContext;
 use crate::coordinator::records::Record;
@@ -195,6 +195,21 @@ impl Shard {
         if let Some(names) = &request.subscribed_topic_names {
             updated.subscribed_topics = names.iter().cloned().collect();
         }
+        // Absent: unchanged; empty: no regex (librdkafka sends "" with names).
+        match request.subscribed_topic_regex.as_deref() {
+            None => {}
+            Some("") => updated.subscribed_topic_regex = None,
+            Some(re)
+                if updated
+                    .subscribed_topic_regex
+                    .as_ref()
+                    .map(TopicRegex::as_str)
+                    == Some(re) => {}
+            Some(re) => match TopicRegex::parse(re) {
+                Ok(parsed) => updated.subscribed_topic_regex = Some(parsed),
+                Err(message) => return fail(ErrorCode::InvalidRegularExpression, message),
+            },
+        }
         updated.client_id.clone_from(&ctx.client_id);
         updated.client_host.clone_from(&ctx.client_host);
         let is_new = !group.members.contains_key(&member_id) || replaced.is_some();
@@ -205,14 +220,17 @@ impl Shard {
                 member_id: member_id.clone(),
                 member: Some(updated.clone()),
             })));
-            bump |= is_new || updated.subscribed_topics != member.subscribed_topics;
+            bump |= is_new
+                || updated.subscribed_topics != member.subscribed_topics
+                || updated.subscribed_topic_regex != member.subscribed_topic_regex;
         }
         let without = replaced
             .as_deref()
             .and_then(|id| group.members.get(id))
             .unwrap_or(&member);
+        let existing: Vec<&str> = topics.names().collect();
         let metadata = subscription_metadata(
-            &group.subscribed_topics_with(Some(without), Some(&updated)),
+            &group.subscribed_topics_with(Some(without), Some(&updated), &existing),
             topics,
         );
         if metadata != group.subscription_metadata {
@@ -387,7 +405,13 @@ impl Shard {
         };
         let mut records = Vec::new();
         ConsumerRecord::remove_member(group_id, member_id, &mut records);
-        let topics: BTreeSet<String> = group.subscribed_topics_with(Some(member), None);
+        // What the others' regexes match is among the topics subscribed so far.
+        let existing: Vec<&str> = group
+            .subscription_metadata
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let topics: BTreeSet<String> = group.subscribed_topics_with(Some(member), None, &existing);
         let metadata: BTreeMap<String, TopicMeta> = group
             .subscription_metadata
             .iter()

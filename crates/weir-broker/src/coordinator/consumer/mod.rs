@@ -15,10 +15,10 @@
 //! `checks.rs` (request validation, member epoch fencing),
 //! `reconcile.rs` (a member's next assignment), `assignor.rs` (uniform and range,
 //! and the target assignment), `records.rs` (record formats and replay),
-//! `describe.rs` (ConsumerGroupDescribe, ListGroups entries).
+//! `describe.rs` (ConsumerGroupDescribe, ListGroups entries), `topic_regex.rs`
+//! (regular-expression subscriptions).
 //!
-//! Not supported: regular-expression subscriptions (ConsumerGroupHeartbeat v1),
-//! rack-aware assignment, and classic-protocol members inside a consumer group
+//! Not supported: rack-aware assignment, and classic-protocol members inside a consumer group
 //! (Kafka's online migration): a classic JoinGroup to a consumer group with members
 //! is refused with INCONSISTENT_GROUP_PROTOCOL, and an empty group of either kind is
 //! replaced by the other, offsets kept.
@@ -29,6 +29,7 @@ mod describe;
 mod heartbeat;
 mod reconcile;
 pub(crate) mod records;
+mod topic_regex;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -39,6 +40,7 @@ pub(crate) use assignor::DEFAULT_ASSIGNOR;
 pub(crate) use describe::CONSUMER_GROUP_TYPE;
 pub(crate) use heartbeat::HeartbeatResult;
 pub(crate) use records::ConsumerRecord;
+pub(crate) use topic_regex::TopicRegex;
 
 /// A member's partitions, by topic id.
 pub(crate) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
@@ -72,6 +74,11 @@ impl TopicCatalog {
     /// A topic's id and partition count.
     pub(crate) fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
         self.by_name.get(name).copied()
+    }
+
+    /// Every topic's name, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
     }
 
     /// A topic's name.
@@ -139,8 +146,9 @@ pub(crate) struct ConsumerMember {
     pub(crate) client_host: String,
     /// The topics it subscribes to.
     pub(crate) subscribed_topics: BTreeSet<String>,
-    /// Its regular-expression subscription (never set by v0 clients).
-    pub(crate) subscribed_topic_regex: Option<String>,
+    /// Its regular-expression subscription (never set by v0 clients); see
+    /// `topic_regex.rs`.
+    pub(crate) subscribed_topic_regex: Option<TopicRegex>,
     /// How long it may take to release revoked partitions.
     pub(crate) rebalance_timeout_ms: i32,
     /// The server assignor it asked for.
@@ -194,6 +202,33 @@ impl ConsumerMember {
             || self.subscribed_topic_regex != other.subscribed_topic_regex
             || self.rebalance_timeout_ms != other.rebalance_timeout_ms
             || self.server_assignor != other.server_assignor
+    }
+
+    /// Whether it subscribes to `topic`, by name or by its regex.
+    pub(crate) fn subscribes_to(&self, topic: &str) -> bool {
+        self.subscribed_topics.contains(topic)
+            || self
+                .subscribed_topic_regex
+                .as_ref()
+                .is_some_and(|re| re.matches(topic))
+    }
+
+    /// Its subscribed topics among `existing` (the topic names it sent, whether or
+    /// not they exist, and the existing topics its regex matches).
+    pub(crate) fn subscribed_among<'a>(
+        &self,
+        existing: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeSet<String> {
+        let mut topics = self.subscribed_topics.clone();
+        if let Some(re) = &self.subscribed_topic_regex {
+            topics.extend(
+                existing
+                    .into_iter()
+                    .filter(|t| re.matches(t))
+                    .map(str::to_owned),
+            );
+        }
+        topics
     }
 
     /// Moves to `epoch`, remembering the old one.
@@ -289,30 +324,31 @@ impl ConsumerGroup {
         self.target.get(member_id).cloned().unwrap_or_default()
     }
 
-    /// Every topic some member subscribes to, with `old` replaced by `new`.
+    /// Every topic some member subscribes to, with `old` replaced by `new`; regex
+    /// subscriptions are resolved against the topic names `existing`.
     pub(crate) fn subscribed_topics_with(
         &self,
         old: Option<&ConsumerMember>,
         new: Option<&ConsumerMember>,
+        existing: &[&str],
     ) -> BTreeSet<String> {
         let mut topics = BTreeSet::new();
         for m in self.members.values() {
             if old.is_some_and(|o| o.id == m.id) {
                 continue;
             }
-            topics.extend(m.subscribed_topics.iter().cloned());
+            topics.extend(m.subscribed_among(existing.iter().copied()));
         }
         if let Some(n) = new {
-            topics.extend(n.subscribed_topics.iter().cloned());
+            topics.extend(n.subscribed_among(existing.iter().copied()));
         }
         topics
     }
 
-    /// Whether some member subscribes to `topic` (its offsets are in use).
+    /// Whether some member subscribes to `topic`, by name or regex (its offsets are
+    /// in use).
     pub(crate) fn is_subscribed_to_topic(&self, topic: &str) -> bool {
-        self.members
-            .values()
-            .any(|m| m.subscribed_topics.contains(topic))
+        self.members.values().any(|m| m.subscribes_to(topic))
     }
 
     /// The epoch at which each partition is owned (assigned or pending revocation)

@@ -31,7 +31,7 @@ use weir_protocol::messages::group_consumer_target_assignment_metadata_key::Cons
 use weir_protocol::messages::group_consumer_target_assignment_metadata_value::ConsumerGroupTargetAssignmentMetadataValue;
 use weir_protocol::{EncodeError, Message};
 
-use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicMeta};
+use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicMeta, TopicRegex};
 use crate::coordinator::records::{read_value, versioned, RecordError};
 use crate::coordinator::shard::Shard;
 
@@ -166,7 +166,10 @@ impl ConsumerRecord {
                             client_id: m.client_id.clone(),
                             client_host: m.client_host.clone(),
                             subscribed_topic_names: m.subscribed_topics.iter().cloned().collect(),
-                            subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                            subscribed_topic_regex: m
+                                .subscribed_topic_regex
+                                .as_ref()
+                                .map(|re| re.as_str().to_owned()),
                             rebalance_timeout_ms: m.rebalance_timeout_ms,
                             server_assignor: m.server_assignor.clone(),
                         };
@@ -314,7 +317,10 @@ impl ConsumerRecord {
                             .subscribed_topic_names
                             .into_iter()
                             .collect::<BTreeSet<_>>(),
-                        subscribed_topic_regex: v.subscribed_topic_regex,
+                        subscribed_topic_regex: v
+                            .subscribed_topic_regex
+                            .filter(|re| !re.is_empty())
+                            .map(TopicRegex::restored),
                         rebalance_timeout_ms: v.rebalance_timeout_ms,
                         server_assignor: v.server_assignor,
                         ..ConsumerMember::new(&k.member_id)

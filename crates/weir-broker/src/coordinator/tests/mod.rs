@@ -7,6 +7,7 @@
 
 mod admin;
 mod consumer;
+mod consumer_regex;
 mod join;
 mod load;
 mod offsets;

@@ -5,8 +5,12 @@
 //! end is reached with `--exit-at-end`, or Ctrl-C (SIGINT/SIGTERM) stops it, which
 //! is a clean exit: what was printed is flushed and the exit code is 0. A closed
 //! stdout (`weir consume ... | head`) also ends it quietly.
+//!
+//! With `--group` it is a member of a consumer group instead (`group.rs`): the group
+//! shares the partitions and its committed offsets say where to resume.
 
 mod format;
+mod group;
 
 use std::io::{ErrorKind, Write};
 use std::time::Duration;
@@ -28,12 +32,14 @@ Examples:
   weir consume events --from @1767225600000 --partition 0
   weir consume events --from 42 --partition 0 --format key-value
   weir consume events --from beginning --format json | jq .value
-  weir consume events --from beginning --format '%p %o %k %v'";
+  weir consume events --from beginning --format '%p %o %k %v'
+  weir consume events --group billing                  # resumes where billing stopped
+  weir consume --group audit --topic-pattern 'events-.*' --from beginning";
 
 /// How long the topic may take to show up in the metadata.
-const TOPIC_WAIT: Duration = Duration::from_secs(5);
+pub(super) const TOPIC_WAIT: Duration = Duration::from_secs(5);
 /// One poll's wait; bounds how long a stop condition goes unchecked.
-const POLL_WAIT: Duration = Duration::from_millis(500);
+pub(super) const POLL_WAIT: Duration = Duration::from_millis(500);
 
 /// Arguments of `weir consume`.
 #[derive(Debug, clap::Args)]
@@ -42,7 +48,31 @@ pub(crate) struct ConsumeArgs {
     #[command(flatten)]
     cluster: ClusterArgs,
     /// Topic to read
-    topic: String,
+    #[arg(required_unless_present = "topic_pattern")]
+    topic: Option<String>,
+    /// Read as a member of this consumer group: the group's members share the
+    /// partitions, offsets are committed as records are printed, and the next run
+    /// resumes where this one stopped (--from applies only where the group has no
+    /// committed offset)
+    #[arg(short, long, value_name = "GROUP", conflicts_with_all = ["partition", "exit_at_end"])]
+    group: Option<String>,
+    /// With --group: every topic whose whole name matches this regular expression,
+    /// including topics created later, instead of TOPIC
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "group",
+        conflicts_with = "topic"
+    )]
+    topic_pattern: Option<String>,
+    /// With --group: classic (JoinGroup) or consumer (KIP-848)
+    #[arg(
+        long,
+        value_name = "PROTOCOL",
+        requires = "group",
+        default_value = "classic"
+    )]
+    group_protocol: String,
     /// Where to start: beginning, end, an offset (with --partition, or for every
     /// partition), or a time: RFC 3339 (2026-01-01T00:00:00Z) or ms since the epoch
     /// after an @ (@1767225600000)
@@ -70,7 +100,7 @@ pub(crate) struct ConsumeArgs {
 
 /// Where `--from` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
+pub(super) enum Start {
     Beginning,
     End,
     Offset(i64),
@@ -113,6 +143,10 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 
 async fn run_inner(args: ConsumeArgs) -> anyhow::Result<()> {
     let format = Format::parse(&args.format, &args.key_separator).map_err(|e| anyhow!(e))?;
+    if args.group.is_some() {
+        return group::run(args, format).await;
+    }
+    let topic_name = args.topic.clone().unwrap_or_default();
     let mut config = ConsumerConfig::new(&args.cluster.bootstrap_server);
     config.client.allow_auto_create_topics = false;
     if args.read_committed {
@@ -128,23 +162,22 @@ async fn run_inner(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut consumer = Consumer::new(config).await?;
     let topic = consumer
         .cluster()
-        .wait_for_topic(&args.topic, TOPIC_WAIT)
+        .wait_for_topic(&topic_name, TOPIC_WAIT)
         .await
         .map_err(|e| anyhow!("{e}; does it exist? `weir topic list` shows the topics"))?;
     let partitions: Vec<TopicPartition> = match args.partition {
         Some(p) => {
             if topic.partition(p).is_none() {
                 return Err(anyhow!(
-                    "topic {} has no partition {p} (it has {})",
-                    args.topic,
+                    "topic {topic_name} has no partition {p} (it has {})",
                     topic.partitions.len()
                 ));
             }
-            vec![TopicPartition::new(args.topic.as_str(), p)]
+            vec![TopicPartition::new(topic_name.as_str(), p)]
         }
         None => (0..topic.partitions.len())
             .filter_map(|i| i32::try_from(i).ok())
-            .map(|p| TopicPartition::new(args.topic.as_str(), p))
+            .map(|p| TopicPartition::new(topic_name.as_str(), p))
             .collect(),
     };
     consumer.assign(partitions.iter().cloned());
@@ -216,7 +249,7 @@ async fn run_inner(args: ConsumeArgs) -> anyhow::Result<()> {
 }
 
 /// Whether the error is stdout closing under us (`| head`).
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+pub(super) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.downcast_ref::<std::io::Error>()
         .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
 }
