@@ -399,3 +399,39 @@ async fn a_follower_below_the_leaders_log_start_restarts_there() {
     .await;
     until("node 3 in the ISR", || c.status(1).isr.contains(&NodeId(3))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_leader_gives_up_its_acks_all_waiters_and_refuses_writes() {
+    // A long lag time: without fencing the waiter below would wait for it.
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    let leader = c.node(1).replicas.clone();
+    in_time(leader.append("t", 0, batch(1, 0), Acks::All, LONG))
+        .await
+        .expect("all three up");
+    c.stop(3).await;
+    let waiting = tokio::spawn({
+        let leader = leader.clone();
+        async move { leader.append("t", 0, batch(1, 1), Acks::All, LONG).await }
+    });
+    until("the write reached the leader's log", || {
+        c.status(1).log_end_offset == Offset(2)
+    })
+    .await;
+    assert!(!waiting.is_finished(), "node 3 holds the acknowledgement");
+    // Cut off from the controller: another leader may already take writes.
+    leader.set_fenced(true);
+    let err = in_time(waiting)
+        .await
+        .unwrap()
+        .expect_err("a fenced leader does not acknowledge");
+    assert_eq!(err.error_code(), ErrorCode::NotLeaderOrFollower);
+    let refused = leader
+        .append("t", 0, batch(1, 2), Acks::Leader, LONG)
+        .await
+        .expect_err("a fenced leader takes no writes");
+    assert_eq!(refused.error_code(), ErrorCode::NotLeaderOrFollower);
+    leader.set_fenced(false);
+    in_time(leader.append("t", 0, batch(1, 3), Acks::Leader, LONG))
+        .await
+        .expect("unfenced again");
+}

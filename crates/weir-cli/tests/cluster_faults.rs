@@ -367,10 +367,19 @@ fn an_isolated_leader_cannot_advance_its_high_watermark_and_loses_nothing_acknow
     );
 
     cluster.heal(leader);
+    // Asked of the majority: the healed node's own metadata is stale until it
+    // hears from the quorum again, and would claim it never left.
     cluster.wait_until(
         &format!("node {leader} back in the ISR"),
         SETTLE_TIMEOUT,
-        |c| c.isr_of(TOPIC, 0).contains(&leader).then_some(()),
+        |c| {
+            let d = c.describe(TOPIC, &others)?;
+            d.partitions[0]
+                .isr
+                .iter()
+                .any(|n| n.get() == leader)
+                .then_some(())
+        },
     );
     let (acked, _) = load.finish(&cluster);
     verify(&cluster, &acked);

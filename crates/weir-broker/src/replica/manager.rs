@@ -207,6 +207,9 @@ impl ReplicaManager {
     /// clients look for the leader the controller elected in its place.
     pub fn set_fenced(&self, fenced: bool) {
         let was = self.shared.fenced.swap(fenced, Ordering::SeqCst);
+        for p in self.all_partitions() {
+            p.set_fenced(fenced);
+        }
         if was != fenced {
             tracing::info!(
                 fenced,

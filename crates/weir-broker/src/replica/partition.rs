@@ -82,6 +82,10 @@ pub(crate) struct FlushProgress {
     pub(crate) leading: Option<LeaderEpoch>,
     /// Members of the (committed) ISR, for NOT_ENOUGH_REPLICAS_AFTER_APPEND.
     pub(crate) isr_len: usize,
+    /// The broker is fenced (or cut off from the controller): acks=all waiters
+    /// that are not yet replicated give up with NOT_LEADER_OR_FOLLOWER, so their
+    /// producers retry at the leader elected in this one's place.
+    pub(crate) fenced: bool,
 }
 
 /// The mutable part of a partition; see the module docs.
@@ -192,6 +196,7 @@ impl Partition {
                 high_watermark,
                 leading,
                 isr_len,
+                fenced: false,
             }),
             hw_waiters: WakeList::default(),
             leo_waiters: WakeList::default(),
@@ -382,6 +387,15 @@ impl Partition {
             p.leading = leading;
             p.isr_len = isr_len;
             before != *p
+        });
+    }
+
+    /// Marks the broker fenced or not for this partition's acks=all waiters.
+    pub(crate) fn set_fenced(&self, fenced: bool) {
+        self.flushed.send_if_modified(|p| {
+            let changed = p.fenced != fenced;
+            p.fenced = fenced;
+            changed
         });
     }
 

@@ -278,6 +278,7 @@ impl Partition {
                     || p.failed
                     || p.stopped
                     || p.leading != Some(epoch)
+                    || p.fenced
             }),
         )
         .await;
@@ -300,7 +301,7 @@ impl Partition {
             Ok(())
         } else if progress.failed {
             Err(self.offline_error())
-        } else if progress.leading != Some(epoch) && !progress.stopped {
+        } else if (progress.leading != Some(epoch) || progress.fenced) && !progress.stopped {
             Err(self.not_leader_error())
         } else {
             Err(ReplicaError::Stopped {

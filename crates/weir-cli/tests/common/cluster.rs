@@ -515,3 +515,24 @@ impl TestCluster {
         run(&args, stdin)
     }
 }
+
+impl Drop for TestCluster {
+    /// When a test fails, every node's log goes to a file named on stderr: a
+    /// fault test that fails once must leave enough to find out why.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("weir-cluster-logs-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        for node in &mut self.nodes {
+            if let Some(server) = node.server.as_mut() {
+                let _ =
+                    std::fs::write(dir.join(format!("node-{}.log", node.id)), server.log_text());
+            }
+        }
+        eprintln!("cluster logs of the failed test: {}", dir.display());
+    }
+}

@@ -220,8 +220,8 @@ impl Cluster {
         Err(last.unwrap_or(Error::Closed("cluster")))
     }
 
-    /// Addresses to ask for metadata: live connections, then the other brokers in a
-    /// random order, then the bootstrap servers.
+    /// Addresses to ask for metadata: live connections, then the other brokers, each
+    /// in a random order, then the bootstrap servers.
     fn candidate_addrs(&self) -> Vec<String> {
         let s = self.state();
         let mut out: Vec<String> = s
@@ -230,6 +230,13 @@ impl Cluster {
             .filter(|(_, c)| c.is_alive())
             .map(|(a, _)| a.clone())
             .collect();
+        // In a random order too: a broker cut off from its cluster keeps answering
+        // with stale metadata, and always asking it first would keep the client on
+        // a leader that was replaced long ago.
+        if !out.is_empty() {
+            let start = random_u32() as usize % out.len();
+            out.rotate_left(start);
+        }
         let mut brokers: Vec<String> = s.metadata.brokers.values().map(BrokerInfo::addr).collect();
         if !brokers.is_empty() {
             let start = random_u32() as usize % brokers.len();
