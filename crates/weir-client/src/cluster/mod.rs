@@ -220,8 +220,11 @@ impl Cluster {
         Err(last.unwrap_or(Error::Closed("cluster")))
     }
 
-    /// Addresses to ask for metadata: live connections, then the other brokers, each
-    /// in a random order, then the bootstrap servers.
+    /// Addresses to ask for metadata: every broker the client knows (connected or
+    /// not) in a random order, then the bootstrap servers. Not "live connections
+    /// first": a broker cut off from its cluster keeps answering with stale
+    /// metadata, and a client whose only connection is to it would otherwise never
+    /// hear of the leader elected in its place.
     fn candidate_addrs(&self) -> Vec<String> {
         let s = self.state();
         let mut out: Vec<String> = s
@@ -230,24 +233,18 @@ impl Cluster {
             .filter(|(_, c)| c.is_alive())
             .map(|(a, _)| a.clone())
             .collect();
-        // In a random order too: a broker cut off from its cluster keeps answering
-        // with stale metadata, and always asking it first would keep the client on
-        // a leader that was replaced long ago.
+        for a in s.metadata.brokers.values().map(BrokerInfo::addr) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
         if !out.is_empty() {
             let start = random_u32() as usize % out.len();
             out.rotate_left(start);
         }
-        let mut brokers: Vec<String> = s.metadata.brokers.values().map(BrokerInfo::addr).collect();
-        if !brokers.is_empty() {
-            let start = random_u32() as usize % brokers.len();
-            brokers.rotate_left(start);
-        }
-        for a in brokers
-            .into_iter()
-            .chain(self.inner.config.bootstrap_servers.iter().cloned())
-        {
-            if !out.contains(&a) {
-                out.push(a);
+        for a in &self.inner.config.bootstrap_servers {
+            if !out.contains(a) {
+                out.push(a.clone());
             }
         }
         out
