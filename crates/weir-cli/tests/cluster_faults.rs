@@ -253,7 +253,6 @@ fn harness_starts_kills_restarts_and_leaves_nothing_behind() {
 }
 
 #[test]
-#[ignore = "needs the replicated cluster"]
 fn kill_9_of_the_leader_or_controller_loses_no_acknowledged_record() {
     let rounds: usize = std::env::var("WEIR_FAULT_ROUNDS")
         .ok()
@@ -296,7 +295,6 @@ fn kill_9_of_the_leader_or_controller_loses_no_acknowledged_record() {
 }
 
 #[test]
-#[ignore = "needs the replicated cluster"]
 fn controller_failover_lets_topic_creation_work_again_within_seconds() {
     let mut cluster = TestCluster::start(3, FAST);
     cluster.weir(&["topic", "create", "before"], "").ok();
@@ -325,7 +323,6 @@ fn controller_failover_lets_topic_creation_work_again_within_seconds() {
 }
 
 #[test]
-#[ignore = "needs the replicated cluster"]
 fn an_isolated_leader_cannot_advance_its_high_watermark_and_loses_nothing_acknowledged() {
     let cluster = TestCluster::start_proxied(3, FAST);
     create_topic(&cluster);

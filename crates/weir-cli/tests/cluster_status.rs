@@ -48,7 +48,6 @@ fn single_node_status_shows_one_broker_that_is_the_controller() {
 }
 
 #[test]
-#[ignore = "needs broker.rs to register config.broker_rack (ControllerConfig::rack)"]
 fn rack_flag_shows_in_status() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = Server::spawn(dir.path(), &["--rack", "rack-a"]);

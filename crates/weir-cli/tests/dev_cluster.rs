@@ -39,7 +39,7 @@ impl DevCluster {
             ])
             .arg("--data-dir")
             .arg(dir)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -178,7 +178,6 @@ fn a_child_that_dies_is_reported_and_the_others_are_stopped() {
 }
 
 #[test]
-#[ignore = "needs the replicated cluster"]
 fn the_nodes_form_one_cluster_with_replicated_topics() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cluster = DevCluster::start(3, dir.path());

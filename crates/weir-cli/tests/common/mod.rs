@@ -94,7 +94,7 @@ impl Server {
         let mut child = weir()
             .arg("server")
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
