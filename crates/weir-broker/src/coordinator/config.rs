@@ -21,9 +21,14 @@ pub struct CoordinatorConfig {
     /// modulus that maps a group id to its partition. Default 50. Must never change
     /// once the topic exists: groups would be looked up in the wrong partition.
     pub num_partitions: i32,
-    /// `offsets.topic.replication.factor`, capped at the number of live brokers when
-    /// the topic is created. Default 3.
+    /// `offsets.topic.replication.factor`. Default 3.
     pub replication_factor: i16,
+    /// Whether the factor is capped at the number of live brokers: on a single
+    /// node (so `weir server` works out of the box), not in a cluster, where Kafka
+    /// refuses to create the topic with fewer replicas than asked (an offsets topic
+    /// created while one broker had registered would keep every group's offsets
+    /// on one disk).
+    pub cap_replication_factor: bool,
     /// `group.min.session.timeout.ms`: a JoinGroup asking for less is refused with
     /// INVALID_SESSION_TIMEOUT. Default 6000.
     pub min_session_timeout_ms: i32,
@@ -69,6 +74,7 @@ impl Default for CoordinatorConfig {
         Self {
             num_partitions: 50,
             replication_factor: 3,
+            cap_replication_factor: true,
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
@@ -92,6 +98,7 @@ impl CoordinatorConfig {
         Self {
             num_partitions: config.offsets_topic_num_partitions.max(1),
             replication_factor: config.offsets_topic_replication_factor,
+            cap_replication_factor: config.is_single_node(),
             min_session_timeout_ms: ms(config.group_min_session_timeout_ms),
             max_session_timeout_ms: ms(config.group_max_session_timeout_ms),
             initial_rebalance_delay_ms: ms(config.group_initial_rebalance_delay_ms),

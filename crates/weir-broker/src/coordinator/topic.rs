@@ -32,10 +32,14 @@ pub async fn ensure_offsets_topic(
         return Ok(());
     }
     let brokers = image.usable_brokers().count().max(1);
-    let replication_factor = config
-        .replication_factor
-        .min(i16::try_from(brokers).unwrap_or(i16::MAX))
-        .max(1);
+    let replication_factor = if config.cap_replication_factor {
+        config
+            .replication_factor
+            .min(i16::try_from(brokers).unwrap_or(i16::MAX))
+            .max(1)
+    } else {
+        config.replication_factor
+    };
     let topic = CreateTopic {
         name: OFFSETS_TOPIC.to_owned(),
         num_partitions: config.num_partitions,
@@ -72,4 +76,69 @@ pub async fn ensure_offsets_topic(
         .wait_applied(controller.image().offset(), Instant::now() + CREATE_WAIT)
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+    use weir_metadata::{ControllerConfig, Endpoint};
+    use weir_types::{NodeId, SystemClock};
+
+    use super::*;
+    use crate::replica::ReplicaConfig;
+
+    /// A single-broker metadata log and replica manager in `dir`.
+    async fn one_broker(dir: &std::path::Path) -> (Controller, ReplicaManager) {
+        let config = ControllerConfig {
+            node_id: NodeId(1),
+            listeners: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+                security_protocol: 0,
+            }],
+            ..ControllerConfig::default()
+        };
+        let controller = Controller::open(dir, config).expect("controller");
+        let replicas = ReplicaManager::open(
+            ReplicaConfig::for_dir(dir),
+            Arc::new(SystemClock),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("replica manager");
+        replicas.spawn_image_listener(controller.subscribe());
+        (controller, replicas)
+    }
+
+    #[tokio::test]
+    async fn a_single_node_caps_the_factor_and_a_cluster_refuses_too_few_brokers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (controller, replicas) = one_broker(dir.path()).await;
+        let cluster = CoordinatorConfig {
+            num_partitions: 2,
+            cap_replication_factor: false,
+            ..CoordinatorConfig::default()
+        };
+        let err = ensure_offsets_topic(&controller, &replicas, &cluster)
+            .await
+            .expect_err("three replicas on one broker");
+        assert_eq!(err.error_code(), ErrorCode::CoordinatorNotAvailable);
+        assert!(controller.image().topic(OFFSETS_TOPIC).is_none());
+
+        let single = CoordinatorConfig {
+            cap_replication_factor: true,
+            ..cluster
+        };
+        ensure_offsets_topic(&controller, &replicas, &single)
+            .await
+            .expect("capped at the one broker");
+        let image = controller.image();
+        let topic = image.topic(OFFSETS_TOPIC).expect("created");
+        assert_eq!(topic.replication_factor(), 1);
+        replicas.shutdown().await.expect("shutdown");
+        controller.shutdown().await;
+    }
 }
