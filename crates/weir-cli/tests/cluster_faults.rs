@@ -257,22 +257,36 @@ fn kill_9_of_the_leader_or_controller_loses_no_acknowledged_record() {
     let rounds: usize = std::env::var("WEIR_FAULT_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(3);
+    // Random victims every third round, reproducible with WEIR_FAULT_SEED.
+    let mut seed: u64 = std::env::var("WEIR_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()));
+    eprintln!("WEIR_FAULT_SEED={seed}");
     let mut cluster = TestCluster::start(3, FAST);
     create_topic(&cluster);
     let load = Load::start(&cluster);
     load.wait_progress(&cluster, PROGRESS);
     for round in 0..rounds {
         let leader = cluster.wait_for_leader(TOPIC, 0, None);
-        let victim = if round % 2 == 0 {
-            leader
-        } else {
-            cluster.wait_until(
+        // The leader, the active controller, or any node, in turn.
+        let victim = match round % 3 {
+            0 => leader,
+            1 => cluster.wait_until(
                 "an active controller",
                 SETTLE_TIMEOUT,
                 TestCluster::active_controller,
-            )
+            ),
+            _ => {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let ids = cluster.ids();
+                ids[(seed >> 33) as usize % ids.len()]
+            }
         };
+        eprintln!("round {round}: kill -9 node {victim} (leader {leader})");
         cluster.kill_9(victim);
         if victim == leader {
             cluster.wait_for_leader(TOPIC, 0, Some(victim));
@@ -280,10 +294,20 @@ fn kill_9_of_the_leader_or_controller_loses_no_acknowledged_record() {
         // The producer carries on without the victim.
         load.wait_progress(&cluster, PROGRESS);
         cluster.restart(victim);
+        // Asked of the others: the restarted node's metadata may still be the one
+        // it had before it was killed.
+        let others: Vec<i32> = cluster.ids().into_iter().filter(|&n| n != victim).collect();
         cluster.wait_until(
             &format!("node {victim} back in the ISR"),
             SETTLE_TIMEOUT,
-            |c| c.isr_of(TOPIC, 0).contains(&victim).then_some(()),
+            |c| {
+                let d = c.describe(TOPIC, &others)?;
+                d.partitions[0]
+                    .isr
+                    .iter()
+                    .any(|n| n.get() == victim)
+                    .then_some(())
+            },
         );
     }
     let (acked, failed) = load.finish(&cluster);
