@@ -273,7 +273,11 @@ impl<S: Service> Broker<S> {
         // to the new leaders instead of losing their connection first.
         let stop = CancellationToken::new();
         let timeout = Duration::from_millis(self.config.broker_session_timeout_ms);
-        let lifecycle = self.machinery.as_ref().and_then(|m| m.lifecycle.clone());
+        let lifecycle = self
+            .machinery
+            .as_ref()
+            .and_then(|m| m.lifecycle.clone())
+            .filter(|_| self.config.controlled_shutdown_enable);
         let draining = self.machinery.as_ref().map(|m| m.draining.clone());
         let (caller, serving_stop) = (shutdown.clone(), stop.clone());
         tokio::spawn(async move {

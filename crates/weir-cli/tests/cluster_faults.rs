@@ -410,3 +410,40 @@ fn an_isolated_leader_cannot_advance_its_high_watermark_and_loses_nothing_acknow
         "records only the isolated leader took survived"
     );
 }
+
+#[test]
+fn sigterm_moves_leadership_away_before_the_broker_exits() {
+    let mut cluster = TestCluster::start(3, FAST);
+    let admin = cluster.admin_of(&[]).expect("admin client");
+    let topic = NewTopic::new("spread", 3, 3);
+    for (name, result) in cluster
+        .block_on(admin.create_topics(vec![topic], false))
+        .expect("create topics")
+    {
+        result.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    let controller = cluster.wait_until("an active controller", SETTLE_TIMEOUT, |c| {
+        c.active_controller()
+    });
+    // A broker that leads something and is not the active controller: its
+    // controlled shutdown is answered by a controller that stays up.
+    let victim = cluster.wait_until("a leader that is not the controller", SETTLE_TIMEOUT, |c| {
+        let d = c.describe("spread", &[controller])?;
+        d.partitions
+            .iter()
+            .filter(|p| p.isr.len() == 3)
+            .filter_map(|p| p.leader.map(|l| l.get()))
+            .find(|&l| l != controller)
+    });
+    cluster.stop(victim);
+    // No waiting: the controller moved leadership and shrank the ISRs before it
+    // let the broker exit (without a controlled shutdown it would still name the
+    // victim until the session timeout).
+    let d = cluster
+        .describe("spread", &[controller])
+        .expect("the controller describes the topic");
+    for p in &d.partitions {
+        assert_ne!(p.leader.map(|l| l.get()), Some(victim), "{p:?}");
+        assert!(p.isr.iter().all(|n| n.get() != victim), "{p:?}");
+    }
+}
