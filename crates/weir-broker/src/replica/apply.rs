@@ -16,7 +16,7 @@
 //! metadata did not claim. Removals happen before creations, so a topic re-created
 //! under the same name gets a fresh directory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use weir_log::{Log, LogConfig, OpenHints, TopicPartition};
 use weir_metadata::MetadataImage;
 use weir_protocol::Uuid;
-use weir_types::Offset;
+use weir_types::{NodeId, Offset};
 
 use super::assignment::{assignments_from_image, PartitionAssignment, TopicAssignment};
 use super::config::topic_log_config;
@@ -48,6 +48,17 @@ impl ReplicaManager {
     /// records the image's offset for [`ReplicaManager::wait_applied`].
     pub async fn apply_image(&self, image: &MetadataImage) -> Result<()> {
         let result = self.apply(assignments_from_image(image)).await;
+        let ineligible: Arc<BTreeSet<NodeId>> = Arc::new(
+            image
+                .brokers()
+                .values()
+                .filter(|b| b.fenced || b.in_controlled_shutdown)
+                .map(|b| b.id)
+                .collect(),
+        );
+        for p in self.all_partitions() {
+            p.set_ineligible(&ineligible);
+        }
         let offset = image.offset();
         self.shared.applied.send_modify(|o| *o = (*o).max(offset));
         result

@@ -30,7 +30,8 @@
 //! partition; the reply's ISR and partition epoch are applied at once, and the
 //! metadata image that follows confirms them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -79,6 +80,12 @@ pub(crate) struct Replication {
     pub(crate) truncated_in: Option<LeaderEpoch>,
     /// `replica.lag.time.max.ms`.
     pub(crate) lag_time_max: Duration,
+    /// Brokers the metadata shows fenced or in a controlled shutdown: the
+    /// controller refuses them as new ISR members (INELIGIBLE_REPLICA), so they
+    /// neither join the ISR nor, from outside it, hold the high watermark back
+    /// (Kafka's `isReplicaIsrEligible`); a broker shutting down would otherwise
+    /// stall acks=all for up to `replica.lag.time.max.ms`.
+    pub(crate) ineligible: Arc<BTreeSet<NodeId>>,
 }
 
 impl Replication {
@@ -104,10 +111,11 @@ impl Replication {
             .filter(|(r, remote)| {
                 isr.contains(r)
                     || pending.contains(r)
-                    || remote.leo >= leader_leo
-                    || remote
-                        .last_caught_up
-                        .is_some_and(|t| now.saturating_duration_since(t) <= self.lag_time_max)
+                    || (!self.ineligible.contains(r)
+                        && (remote.leo >= leader_leo
+                            || remote.last_caught_up.is_some_and(|t| {
+                                now.saturating_duration_since(t) <= self.lag_time_max
+                            })))
             })
             .map(|(_, remote)| remote.leo)
             .collect()
@@ -143,6 +151,25 @@ pub fn replicated_high_watermark(
 }
 
 impl Partition {
+    /// Takes the brokers now fenced or shutting down (see
+    /// [`Replication::ineligible`]); the high watermark may move at once if one of
+    /// them was holding it back.
+    pub(crate) fn set_ineligible(&self, ineligible: &Arc<BTreeSet<NodeId>>) {
+        let Ok(mut state) = self.write() else {
+            return;
+        };
+        if state.replication.ineligible == *ineligible {
+            return;
+        }
+        state.replication.ineligible = Arc::clone(ineligible);
+        let moved = advance_high_watermark(&mut state);
+        self.publish(&state);
+        drop(state);
+        if moved {
+            self.hw_waiters.wake_all();
+        }
+    }
+
     /// A follower fetched at `fetch_offset` in `epoch`: records its progress (see
     /// the module docs), moves the high watermark, and returns an ISR expansion
     /// to propose if the follower is now eligible.
@@ -183,7 +210,10 @@ impl Partition {
 
     /// An ISR with `replica` added, if it is eligible and no change is in flight.
     fn isr_expansion(&self, state: &mut State, replica: NodeId) -> Option<AlterIsr> {
-        if state.isr.contains(&replica) || state.replication.pending_isr.is_some() {
+        if state.isr.contains(&replica)
+            || state.replication.pending_isr.is_some()
+            || state.replication.ineligible.contains(&replica)
+        {
             return None;
         }
         let hw = state.log.as_ref()?.high_watermark();
@@ -313,6 +343,15 @@ mod tests {
         assert_eq!(r.isr_follower_leos(&isr, Offset(10)), Vec::<Offset>::new());
         // At the leader's log end it is caught up whatever the time.
         assert_eq!(r.isr_follower_leos(&isr, Offset(5)), vec![Offset(5)]);
+        // Unless it is fenced or shutting down: the controller would refuse it as
+        // an ISR member, so it must not hold acks=all back either.
+        r.ineligible = Arc::new(BTreeSet::from([NodeId(2)]));
+        assert_eq!(r.isr_follower_leos(&isr, Offset(5)), Vec::<Offset>::new());
+        // An ISR member counts until the controller takes it out.
+        assert_eq!(
+            r.isr_follower_leos(&[NodeId(1), NodeId(2)], Offset(5)),
+            vec![Offset(5)]
+        );
     }
 
     #[test]

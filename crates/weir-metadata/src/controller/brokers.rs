@@ -157,7 +157,10 @@ pub(crate) fn register(
                 sessions.touch(reg.node, now);
                 return Ok((Vec::new(), existing.epoch));
             }
-        } else if sessions.is_live(reg.node, now, timeout) {
+        } else if sessions.is_live(reg.node, now, timeout) && !existing.in_controlled_shutdown {
+            // A live session of another process. Not so once the old incarnation
+            // is in a controlled shutdown: it has exited or is about to, and its
+            // restart must not wait out the session timeout (as in Kafka).
             return Err(ApiError::new(
                 ErrorCode::DuplicateBrokerRegistration,
                 format!(

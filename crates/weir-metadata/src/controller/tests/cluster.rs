@@ -210,6 +210,31 @@ async fn registration_epochs_and_duplicates() {
 }
 
 #[tokio::test]
+async fn a_restart_after_a_controlled_shutdown_registers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new();
+    let c = start(dir.path(), &clock).await;
+    let epoch = join(&c, 1, None).await;
+    join(&c, 2, None).await;
+    create_ok(&c, vec![manual("t", &[&[1, 2]])]).await;
+    let shutting_down = Heartbeat {
+        want_shut_down: true,
+        ..hb(1, epoch, 1_000)
+    };
+    c.broker_heartbeat(shutting_down).await.unwrap();
+    assert!(c.image().broker(NodeId(1)).unwrap().in_controlled_shutdown);
+    // The new process comes up within the old one's session timeout.
+    let restarted = BrokerRegistration {
+        incarnation_id: Uuid([42; 16]),
+        ..reg(1, None)
+    };
+    let new_epoch = c.register_broker(restarted).await.unwrap();
+    assert!(new_epoch > epoch);
+    let broker = c.image().broker(NodeId(1)).unwrap().clone();
+    assert!(broker.fenced && !broker.in_controlled_shutdown);
+}
+
+#[tokio::test]
 async fn session_timeout_fences_and_moves_leadership() {
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::new();
