@@ -9,7 +9,10 @@
 //! add up is recovered like an unflushed one. Recovered data is fsynced before the
 //! recovery point moves to the new log end.
 //!
-//! Then the leader epoch cache is loaded and trimmed to the log, and producer state is
+//! The leader epoch cache is loaded from its checkpoint and trusted where the segments
+//! are; from the first validated segment on, its entries are dropped and assigned
+//! again from the batches as they are validated, so reopening a log that is intact
+//! leaves the cache as it was. Then it is trimmed to the log, and producer state is
 //! rebuilt from the newest snapshot at or below the log end plus the batches after it.
 
 use std::collections::BTreeMap;
@@ -86,12 +89,22 @@ impl Log {
             }
             Err(e) => return Err(e),
         };
+        // The cache is rebuilt from the batches only where they are validated again
+        // (see `recovering` below): there, the entries the batches would give are
+        // dropped first and assigned again in order, so an epoch the loaded cache
+        // already holds is never assigned over later ones (which `assign` would treat
+        // as a conflict, dropping them and moving the epoch's start to the segment's
+        // base). A segment recovered only because its files failed their checks lies
+        // below the recovery point, where the loaded cache is trusted like the
+        // segments: it adds only epochs newer than the cache's latest (Kafka's
+        // `LogSegment.recover` does the same).
         let mut epoch_error = None;
-        let mut assign_epoch = |h: &BatchHeader, cache: &mut LeaderEpochCache| {
-            if let Err(e) = cache.assign(
-                LeaderEpoch(h.partition_leader_epoch()),
-                Offset(h.base_offset()),
-            ) {
+        let mut assign_epoch = |h: &BatchHeader, cache: &mut LeaderEpochCache, rebuild: bool| {
+            let epoch = LeaderEpoch(h.partition_leader_epoch());
+            if !rebuild && cache.latest_epoch().is_some_and(|latest| epoch <= latest) {
+                return;
+            }
+            if let Err(e) = cache.assign(epoch, Offset(h.base_offset())) {
                 epoch_error.get_or_insert(e);
             }
         };
@@ -114,6 +127,8 @@ impl Log {
                 && !hints.clean_shutdown
             {
                 recovering = true;
+                // From here on every batch is validated and its epoch assigned again.
+                cache.truncate_from_end(base)?;
             }
             // Without compaction, segments follow each other exactly: a gap means the
             // previous segment lost its tail (or a segment file is missing).
@@ -136,7 +151,7 @@ impl Log {
             let segment = match segment {
                 Some(s) => {
                     if rebuild_epochs {
-                        scan_headers(&s, |h| assign_epoch(h, &mut cache))?;
+                        scan_headers(&s, |h| assign_epoch(h, &mut cache, true))?;
                     }
                     s
                 }
@@ -149,7 +164,7 @@ impl Log {
                         now_ms,
                         next_min,
                         contiguous,
-                        |h| assign_epoch(h, &mut cache),
+                        |h| assign_epoch(h, &mut cache, recovering || rebuild_epochs),
                     )?;
                     if truncated {
                         report.truncated = true;

@@ -328,7 +328,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut entries: Vec<Entry> = entries.into_iter().collect();
         if entries.is_empty() {
             callback.log_io_completed(Ok(()));
             return Ok(());
@@ -345,15 +345,36 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         .truncate_fully_and_start_at(first)
                         .map_err(|e| e.to_string())?;
                 }
-                // openraft truncates a conflicting tail before it appends over it;
-                // should it not, overwrite rather than fail (Raft's own rule).
-                if first < inner.log.log_end_offset() {
-                    tracing::warn!(
-                        first = first.get(),
-                        log_end_offset = inner.log.log_end_offset().get(),
-                        "raft log: an append overlaps the log; truncating the tail it replaces"
-                    );
-                    inner.log.truncate_to(first).map_err(|e| e.to_string())?;
+                // openraft appends only past the entries the log holds, and truncates
+                // a conflicting tail first. Should it not, follow Raft's own rule
+                // rather than fail: an entry the log already holds (same index and
+                // term) is kept, never cut and written again (its fsynced copy may
+                // have been acknowledged); the log is cut only at the first entry
+                // that conflicts.
+                let end = inner.log.log_end_offset();
+                if first < end {
+                    let from = entries[0].log_id.index;
+                    let overlap_end = (end.get() as u64).min(from + entries.len() as u64);
+                    let held = inner.read(from, overlap_end)?;
+                    let same = held
+                        .iter()
+                        .zip(&entries)
+                        .take_while(|(h, e)| h.log_id == e.log_id)
+                        .count();
+                    entries.drain(..same);
+                    let Some(next) = entries.first() else {
+                        return Ok(());
+                    };
+                    let first = Offset(next.log_id.index as i64);
+                    if first < end {
+                        tracing::warn!(
+                            dir = %inner.dir.display(),
+                            first = first.get(),
+                            log_end_offset = end.get(),
+                            "raft log: an append conflicts with the log; cutting the tail it replaces"
+                        );
+                        inner.log.truncate_to(first).map_err(|e| e.to_string())?;
+                    }
                 }
                 let mut last: Option<LogId> = None;
                 for e in &entries {

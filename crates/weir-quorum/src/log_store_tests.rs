@@ -1,6 +1,6 @@
 //! The Raft log and state machine against openraft's own storage test suite, plus
 //! what the suite does not cover: durability across reopen, purging past the log,
-//! a torn tail.
+//! a torn tail, an append over entries the log already holds.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -125,4 +125,45 @@ async fn a_torn_tail_is_cut_on_reopen() {
     assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(id(1, 3)));
     s.blocking_append(entries(1, 4..5)).await.unwrap();
     assert_eq!(indexes(&mut s, 0..100).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_over_held_entries_keeps_them_and_cuts_only_at_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = LogStore::open(dir.path()).unwrap();
+    s.blocking_append(entries(1, 0..5)).await.unwrap();
+    let held = s.try_get_log_entries(0..5).await.unwrap();
+    // The same ids again (with other payloads, which openraft never sends: they
+    // show whether the stored entries were written again), then two new ones.
+    let mut again = entries(1, 3..7);
+    for e in &mut again[..2] {
+        e.payload = EntryPayload::Normal(ControllerChange {
+            records: vec![b"rewritten".to_vec()],
+            time_ms: 1,
+        });
+    }
+    s.blocking_append(again).await.unwrap();
+    assert_eq!(s.try_get_log_entries(0..5).await.unwrap(), held);
+    assert_eq!(
+        indexes(&mut s, 0..100).await,
+        (0..7).map(|i| (1, i)).collect::<Vec<_>>()
+    );
+    // Entries all held already: nothing changes, the tail after them included.
+    s.blocking_append(entries(1, 1..3)).await.unwrap();
+    assert_eq!(indexes(&mut s, 0..100).await.len(), 7);
+    assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(id(1, 6)));
+    // A conflict at 5 (a later term): kept up to 4, replaced from 5.
+    let mut mixed = entries(1, 3..5);
+    mixed.extend(entries(2, 5..6));
+    s.blocking_append(mixed).await.unwrap();
+    assert_eq!(s.try_get_log_entries(0..5).await.unwrap(), held);
+    assert_eq!(
+        indexes(&mut s, 0..100).await,
+        vec![(1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (2, 5)]
+    );
+    assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(id(2, 5)));
+    drop(s);
+    let mut s = LogStore::open(dir.path()).unwrap();
+    assert_eq!(s.try_get_log_entries(0..5).await.unwrap(), held);
+    assert_eq!(indexes(&mut s, 0..100).await.len(), 6);
 }
