@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use tracing::{info, warn};
+use weir_client::{Admin, ClientConfig};
 
 use self::node::{Node, NodeSpec};
 use super::common::outln;
@@ -238,7 +239,7 @@ async fn wait_ready(nodes: &mut [Node]) -> anyhow::Result<()> {
         {
             return Err(died(node));
         }
-        if nodes.iter().all(Node::is_ready) {
+        if nodes.iter().all(Node::is_ready) && all_registered(nodes).await {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -251,6 +252,22 @@ async fn wait_ready(nodes: &mut [Node]) -> anyhow::Result<()> {
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// Whether every node is a live (registered, unfenced) broker of the cluster: a
+/// listening node may still be registering, and a topic with one replica per
+/// node created before then would be refused.
+async fn all_registered(nodes: &[Node]) -> bool {
+    let bootstrap: Vec<&str> = nodes.iter().map(|n| n.spec.client.as_str()).collect();
+    let mut config = ClientConfig::new(&bootstrap.join(","));
+    config.connection.request_timeout = POLL_INTERVAL.max(Duration::from_secs(1));
+    let Ok(admin) = Admin::new(config).await else {
+        return false;
+    };
+    admin
+        .describe_cluster()
+        .await
+        .is_ok_and(|c| c.brokers.len() == nodes.len())
 }
 
 /// Echoes the nodes' new warnings and errors on the console, prefixed by node;
