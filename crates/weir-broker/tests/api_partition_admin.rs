@@ -2,7 +2,8 @@
 //! single node: per-partition errors as Kafka gives them (ELECTION_NOT_NEEDED where
 //! the only replica leads, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT
 //! for targets that cannot be, NO_REASSIGNMENT_IN_PROGRESS for a cancel), and no
-//! reassignment ever listed where none can run. Moves between brokers are in
+//! reassignment ever listed where none can run; v1's refusal of replication factor
+//! changes (KIP-860). Moves between brokers are in
 //! `weir-cli/tests/cluster_admin.rs`.
 
 mod common;
@@ -86,6 +87,7 @@ async fn reassign(
     let request = AlterPartitionReassignmentsRequest {
         timeout_ms: 10_000,
         topics,
+        ..AlterPartitionReassignmentsRequest::default()
     };
     let Response::AlterPartitionReassignments(r) = client
         .call(0, Request::AlterPartitionReassignments(request))
@@ -246,6 +248,61 @@ async fn reassignments_on_a_single_node_are_checked_and_none_is_listed() {
         assert!(r.topics.is_empty(), "{r:?}");
         let p = &client.metadata(Some(&["t"])).await.topics[0].partitions[0];
         assert_eq!((p.leader_id, p.replica_nodes.as_slice()), (1, &[1][..]));
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// AlterPartitionReassignments v1: t-0 to [1, 2], t-1 to [1].
+async fn reassign_v1(client: &mut Client, allow: bool) -> AlterPartitionReassignmentsResponse {
+    let partition = |partition_index, replicas: &[i32]| ReassignablePartition {
+        partition_index,
+        replicas: Some(replicas.to_vec()),
+    };
+    let request = AlterPartitionReassignmentsRequest {
+        timeout_ms: 10_000,
+        allow_replication_factor_change: allow,
+        topics: vec![ReassignableTopic {
+            name: "t".into(),
+            partitions: vec![partition(0, &[1, 2]), partition(1, &[1])],
+        }],
+    };
+    let Response::AlterPartitionReassignments(r) = client
+        .call(1, Request::AlterPartitionReassignments(request))
+        .await
+    else {
+        panic!("not an AlterPartitionReassignments response")
+    };
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignments_v1_refuse_replication_factor_changes_when_asked() {
+    timeout(TEST_TIMEOUT, async {
+        let broker = TestBroker::start(|_| {}).await;
+        let mut client = broker.client().await;
+        assert_eq!(client.create_topic("t", 2, &[]).await.error_code, 0);
+        // Refused: the factor would go from 1 to 2 (checked before the brokers).
+        let r = reassign_v1(&mut client, false).await;
+        assert!(!r.allow_replication_factor_change);
+        let got = reassign_codes(&r);
+        assert_eq!(
+            (got[0].1, got[0].2),
+            (0, code(ErrorCode::InvalidReplicationFactor)),
+            "{got:?}"
+        );
+        assert!(got[0].3.contains("from 1 to 2"), "{got:?}");
+        assert_eq!((got[1].1, got[1].2), (1, 0), "{got:?}");
+
+        // Allowed: the controller's own check finds broker 2 unknown.
+        let r = reassign_v1(&mut client, true).await;
+        assert!(r.allow_replication_factor_change);
+        let got = reassign_codes(&r);
+        assert_eq!(
+            (got[0].1, got[0].2),
+            (0, code(ErrorCode::InvalidReplicaAssignment)),
+            "{got:?}"
+        );
     })
     .await
     .expect("test timed out");

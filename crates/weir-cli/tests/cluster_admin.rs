@@ -146,7 +146,7 @@ fn reassignment_moves_replicas_and_keeps_every_record() {
 
     let admin = cluster.admin_of(&[]).expect("admin client");
     let results = cluster
-        .block_on(admin.alter_partition_reassignments(vec![(tp.clone(), Some(vec![2, 3]))]))
+        .block_on(admin.alter_partition_reassignments(vec![(tp.clone(), Some(vec![2, 3]))], false))
         .expect("AlterPartitionReassignments");
     assert_eq!(results.len(), 1);
     results[0]

@@ -57,7 +57,7 @@ client_requests! {
     incremental_alter_configs::IncrementalAlterConfigsRequest => incremental_alter_configs::IncrementalAlterConfigsResponse, IncrementalAlterConfigs, 0..=1;
     describe_cluster::DescribeClusterRequest => describe_cluster::DescribeClusterResponse, DescribeCluster, 0..=1;
     elect_leaders::ElectLeadersRequest => elect_leaders::ElectLeadersResponse, ElectLeaders, 0..=2;
-    alter_partition_reassignments::AlterPartitionReassignmentsRequest => alter_partition_reassignments::AlterPartitionReassignmentsResponse, AlterPartitionReassignments, 0..=0;
+    alter_partition_reassignments::AlterPartitionReassignmentsRequest => alter_partition_reassignments::AlterPartitionReassignmentsResponse, AlterPartitionReassignments, 0..=1;
     list_partition_reassignments::ListPartitionReassignmentsRequest => list_partition_reassignments::ListPartitionReassignmentsResponse, ListPartitionReassignments, 0..=0;
 }
 

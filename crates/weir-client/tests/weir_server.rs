@@ -260,11 +260,21 @@ async fn partition_admin_calls_against_weir_server() {
     assert!(all.is_empty(), "{all:?}");
 
     let moved = admin
-        .alter_partition_reassignments(vec![(tp("p", 0), Some(vec![7])), (tp("p", 1), None)])
+        .alter_partition_reassignments(vec![(tp("p", 0), Some(vec![7])), (tp("p", 1), None)], true)
         .await
         .unwrap();
     assert_eq!(code(&moved[0].1), Some(ErrorCode::InvalidReplicaAssignment));
     assert_eq!(code(&moved[1].1), Some(ErrorCode::NoReassignmentInProgress));
+    // v1 (KIP-860): a target of another length is refused when asked to.
+    let fixed = admin
+        .alter_partition_reassignments(
+            vec![(tp("p", 0), Some(vec![1, 7])), (tp("p", 1), Some(vec![1]))],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&fixed[0].1), Some(ErrorCode::InvalidReplicationFactor));
+    assert_eq!(code(&fixed[1].1), None);
     let listed = admin.list_partition_reassignments(None).await.unwrap();
     assert!(listed.is_empty(), "{listed:?}");
 }

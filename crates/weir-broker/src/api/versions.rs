@@ -79,9 +79,8 @@ pub const SUPPORTED: &[Supported] = &[
     // Every version: v1 adds the election type (v0 is PREFERRED), v2 is flexible.
     row(ApiKey::ElectLeaders, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
-    // v0: Kafka 4 also serves v1 (KIP-860's allow_replication_factor_change), which
-    // the schema does not carry yet.
-    row(ApiKey::AlterPartitionReassignments, 0, 0),
+    // v1: KIP-860's allow_replication_factor_change.
+    row(ApiKey::AlterPartitionReassignments, 0, 1),
     row(ApiKey::ListPartitionReassignments, 0, 0),
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeCluster, 0, 1),

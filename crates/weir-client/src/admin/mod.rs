@@ -386,10 +386,15 @@ impl Admin {
     }
 
     /// Starts, changes or cancels replica moves (AlterPartitionReassignments):
-    /// each partition to its target replicas, or `None` to cancel its move.
+    /// each partition to its target replicas, or `None` to cancel its move. With
+    /// `allow_replication_factor_change` false (KIP-860, v1+), a target that would
+    /// change a partition's replication factor fails with INVALID_REPLICATION_FACTOR;
+    /// a broker without v1 fails the call with UNSUPPORTED_VERSION then, as Kafka's
+    /// client does.
     pub async fn alter_partition_reassignments(
         &self,
         reassignments: Vec<(TopicPartition, Option<Vec<i32>>)>,
+        allow_replication_factor_change: bool,
     ) -> Result<ItemResults<TopicPartition, ()>> {
         let partitions: Vec<TopicPartition> =
             reassignments.iter().map(|(tp, _)| tp.clone()).collect();
@@ -410,10 +415,19 @@ impl Admin {
             }
             let req = AlterPartitionReassignmentsRequest {
                 timeout_ms: self.timeout_ms(),
+                allow_replication_factor_change,
                 topics,
             };
             async move {
                 let conn = self.cluster.controller_connection().await?;
+                let version = conn.version_of::<AlterPartitionReassignmentsRequest>()?;
+                if version == 0 && !allow_replication_factor_change {
+                    return Err(Error::kafka(
+                        "AlterPartitionReassignments",
+                        ErrorCode::UnsupportedVersion,
+                        Some("the broker cannot refuse replication factor changes (v0)".into()),
+                    ));
+                }
                 let resp = self.cluster.send_on(&conn, req).await?;
                 Error::check(
                     || "AlterPartitionReassignments".into(),
