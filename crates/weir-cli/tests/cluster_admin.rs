@@ -182,7 +182,9 @@ fn reassignment_moves_replicas_and_keeps_every_record() {
         listed.is_empty().then_some(())
     });
 
-    let log = read_all(&cluster, &tp);
+    // A new leader learns the high watermark from its followers' fetches, so it
+    // may report less than was acknowledged for a moment: wait for all of it.
+    let log = read_all(&cluster, &tp, written.len());
     for (value, offset) in &written {
         assert_eq!(
             log.get(usize::try_from(*offset).expect("offset")),
@@ -193,9 +195,11 @@ fn reassignment_moves_replicas_and_keeps_every_record() {
     assert_eq!(log.len(), RECORDS);
 }
 
-/// Every record of `tp` up to its end offset: `(offset, value)`.
-fn read_all(cluster: &TestCluster, tp: &TopicPartition) -> Vec<(i64, String)> {
+/// Every record of `tp` up to its end offset, once that is at least `at_least`:
+/// `(offset, value)`.
+fn read_all(cluster: &TestCluster, tp: &TopicPartition, at_least: usize) -> Vec<(i64, String)> {
     let admin = cluster.admin_of(&[]).expect("admin");
+    let at_least = i64::try_from(at_least).expect("count");
     let end = cluster.wait_until("the partition's end offset", SETTLE_TIMEOUT, |c| {
         let r = c
             .block_on(admin.list_offsets(
@@ -203,7 +207,8 @@ fn read_all(cluster: &TestCluster, tp: &TopicPartition) -> Vec<(i64, String)> {
                 IsolationLevel::ReadCommitted,
             ))
             .ok()?;
-        r.into_iter().next()?.1.ok().map(|l| l.offset)
+        let end = r.into_iter().next()?.1.ok()?.offset;
+        (end >= at_least).then_some(end)
     });
     let config = ConsumerConfig::new(&cluster.bootstrap());
     cluster.block_on(async {
