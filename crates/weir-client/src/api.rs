@@ -7,9 +7,9 @@
 //! and the broker's.
 
 use weir_protocol::messages::{
-    api_versions, create_partitions, create_topics, delete_topics, describe_cluster,
-    describe_configs, fetch, incremental_alter_configs, init_producer_id, list_offsets, metadata,
-    produce,
+    alter_partition_reassignments, api_versions, create_partitions, create_topics, delete_topics,
+    describe_cluster, describe_configs, elect_leaders, fetch, incremental_alter_configs,
+    init_producer_id, list_offsets, list_partition_reassignments, metadata, produce,
 };
 use weir_protocol::{ApiKey, Message};
 
@@ -56,6 +56,9 @@ client_requests! {
     describe_configs::DescribeConfigsRequest => describe_configs::DescribeConfigsResponse, DescribeConfigs, 0..=4;
     incremental_alter_configs::IncrementalAlterConfigsRequest => incremental_alter_configs::IncrementalAlterConfigsResponse, IncrementalAlterConfigs, 0..=1;
     describe_cluster::DescribeClusterRequest => describe_cluster::DescribeClusterResponse, DescribeCluster, 0..=1;
+    elect_leaders::ElectLeadersRequest => elect_leaders::ElectLeadersResponse, ElectLeaders, 0..=2;
+    alter_partition_reassignments::AlterPartitionReassignmentsRequest => alter_partition_reassignments::AlterPartitionReassignmentsResponse, AlterPartitionReassignments, 0..=1;
+    list_partition_reassignments::ListPartitionReassignmentsRequest => list_partition_reassignments::ListPartitionReassignmentsResponse, ListPartitionReassignments, 0..=0;
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use weir_client::admin::{Admin, AlterConfigOp, ConfigResource, NewTopic};
+use weir_client::admin::{Admin, AlterConfigOp, ConfigResource, ElectionType, NewTopic};
 use weir_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, OffsetReset};
 use weir_client::producer::partitioner::partition_for_key;
 use weir_client::producer::{Compression, Producer, ProducerConfig, ProducerRecord};
@@ -219,6 +219,64 @@ async fn admin_calls_against_weir_server() {
         d[0].1.as_ref().unwrap_err().code(),
         Some(ErrorCode::UnknownTopicOrPartition)
     );
+}
+
+/// The partition admin calls on one node: typed per-partition results with the
+/// broker's codes (moves between brokers are in weir-cli's cluster_admin tests).
+#[tokio::test]
+async fn partition_admin_calls_against_weir_server() {
+    let server = WeirServer::start();
+    let admin = Admin::new(common::client_config(&server.addr))
+        .await
+        .unwrap();
+    admin
+        .create_topics(vec![NewTopic::new("p", 2, 1)], false)
+        .await
+        .unwrap()[0]
+        .1
+        .as_ref()
+        .unwrap();
+    let tp = |topic: &str, partition| TopicPartition::new(topic, partition);
+    let code = |r: &weir_client::Result<()>| r.as_ref().err().and_then(weir_client::Error::code);
+
+    let elected = admin
+        .elect_leaders(
+            ElectionType::Preferred,
+            Some(vec![tp("p", 0), tp("missing", 0)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(elected.len(), 2);
+    assert_eq!(elected[0].0, tp("p", 0));
+    assert_eq!(code(&elected[0].1), Some(ErrorCode::ElectionNotNeeded));
+    assert_eq!(
+        code(&elected[1].1),
+        Some(ErrorCode::UnknownTopicOrPartition)
+    );
+    let all = admin
+        .elect_leaders(ElectionType::Preferred, None)
+        .await
+        .unwrap();
+    assert!(all.is_empty(), "{all:?}");
+
+    let moved = admin
+        .alter_partition_reassignments(vec![(tp("p", 0), Some(vec![7])), (tp("p", 1), None)], true)
+        .await
+        .unwrap();
+    assert_eq!(code(&moved[0].1), Some(ErrorCode::InvalidReplicaAssignment));
+    assert_eq!(code(&moved[1].1), Some(ErrorCode::NoReassignmentInProgress));
+    // v1 (KIP-860): a target of another length is refused when asked to.
+    let fixed = admin
+        .alter_partition_reassignments(
+            vec![(tp("p", 0), Some(vec![1, 7])), (tp("p", 1), Some(vec![1]))],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&fixed[0].1), Some(ErrorCode::InvalidReplicationFactor));
+    assert_eq!(code(&fixed[1].1), None);
+    let listed = admin.list_partition_reassignments(None).await.unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@
 //! its own task, so the connection keeps reading pipelined requests meanwhile.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod configs;
 mod consumer_group_describe;
@@ -40,6 +41,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod elect_leaders;
 mod errors;
 mod fetch;
 mod find_coordinator;
@@ -50,6 +52,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -59,6 +62,7 @@ mod produce;
 mod producer_ids;
 mod state;
 mod sync_group;
+mod topic_groups;
 pub mod versions;
 
 use std::future::Future;
@@ -195,6 +199,13 @@ async fn dispatch(
         Request::AlterConfigs(r) => Handled::now(alter_configs::handle(state, r).await),
         Request::IncrementalAlterConfigs(r) => {
             Handled::now(incremental_alter_configs::handle(state, r).await)
+        }
+        Request::ElectLeaders(r) => Handled::now(elect_leaders::handle(state, r).await),
+        Request::AlterPartitionReassignments(r) => {
+            Handled::now(alter_partition_reassignments::handle(state, r).await)
+        }
+        Request::ListPartitionReassignments(r) => {
+            Handled::now(list_partition_reassignments::handle(state, r).await)
         }
         Request::DescribeCluster(r) => Handled::now(describe_cluster::handle(state, rc, &r).await),
         Request::InitProducerId(r) => Handled::now(init_producer_id::handle(state, &r).await),

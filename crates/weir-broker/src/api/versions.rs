@@ -76,7 +76,12 @@ pub const SUPPORTED: &[Supported] = &[
     row(ApiKey::DescribeLogDirs, 1, 4),
     row(ApiKey::CreatePartitions, 0, 3),
     row(ApiKey::DeleteGroups, 0, 2),
+    // Every version: v1 adds the election type (v0 is PREFERRED), v2 is flexible.
+    row(ApiKey::ElectLeaders, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
+    // v1: KIP-860's allow_replication_factor_change.
+    row(ApiKey::AlterPartitionReassignments, 0, 1),
+    row(ApiKey::ListPartitionReassignments, 0, 0),
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeCluster, 0, 1),
     // KIP-848 (coordinator/consumer/): v0; v1 adds regex subscriptions.

@@ -233,3 +233,34 @@ pub struct ClusterDescription {
     /// The brokers.
     pub brokers: Vec<BrokerInfo>,
 }
+
+/// The kind of leader election ElectLeaders runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElectionType {
+    /// Move leadership to the preferred (first) replica when it is in sync and live.
+    Preferred,
+    /// Elect a leader for leaderless partitions, from outside the ISR if need be
+    /// (data written only to the old ISR may be lost).
+    Unclean,
+}
+
+impl ElectionType {
+    /// The wire value.
+    pub fn as_i8(self) -> i8 {
+        match self {
+            ElectionType::Preferred => 0,
+            ElectionType::Unclean => 1,
+        }
+    }
+}
+
+/// A replica move in progress (ListPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionReassignment {
+    /// The current replicas: the targets and those being removed.
+    pub replicas: Vec<NodeId>,
+    /// The replicas being added.
+    pub adding_replicas: Vec<NodeId>,
+    /// The replicas being removed.
+    pub removing_replicas: Vec<NodeId>,
+}
