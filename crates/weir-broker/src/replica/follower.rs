@@ -300,11 +300,7 @@ mod tests {
             let mut state = p.write().unwrap();
             p.log_mut(&mut state).unwrap().set_high_watermark(Offset(2));
         }
-        let fenced = Some(EpochEnd {
-            error: ErrorCode::FencedLeaderEpoch,
-            leader_epoch: LeaderEpoch(-1),
-            end_offset: Offset(-1),
-        });
+        let fenced = Some(EpochEnd::failed(ErrorCode::FencedLeaderEpoch));
         assert_eq!(
             p.truncation_step(EPOCH, fenced),
             Err(ErrorCode::FencedLeaderEpoch)

@@ -58,6 +58,17 @@ pub struct EpochEnd {
     pub end_offset: Offset,
 }
 
+impl EpochEnd {
+    /// No answer for the partition, because of `error`.
+    pub fn failed(error: ErrorCode) -> EpochEnd {
+        EpochEnd {
+            error,
+            leader_epoch: LeaderEpoch(-1),
+            end_offset: Offset(-1),
+        }
+    }
+}
+
 /// What a follower needs from a leader; see the module docs. A call fails as a
 /// whole on a transport error (the fetcher backs off `replica.fetch.backoff.ms`);
 /// partition errors are in the answers.
@@ -176,11 +187,7 @@ impl LeaderClient for InMemoryLeaders {
                             leader_epoch,
                             end_offset,
                         },
-                        Err(e) => EpochEnd {
-                            error: e.error_code(),
-                            leader_epoch: LeaderEpoch(-1),
-                            end_offset: Offset(-1),
-                        },
+                        Err(e) => EpochEnd::failed(e.error_code()),
                     }
                 })
                 .collect())

@@ -323,11 +323,7 @@ impl LeaderClient for TcpLeaderClient {
                             leader_epoch: LeaderEpoch(e.leader_epoch),
                             end_offset: Offset(e.end_offset),
                         },
-                        None => EpochEnd {
-                            error: ErrorCode::UnknownServerError,
-                            leader_epoch: LeaderEpoch(-1),
-                            end_offset: Offset(-1),
-                        },
+                        None => EpochEnd::failed(ErrorCode::UnknownServerError),
                     }
                 })
                 .collect())
