@@ -87,15 +87,39 @@ pub(crate) struct TestCluster {
     _dir: tempfile::TempDir,
 }
 
-/// `n` free ports on 127.0.0.1 (bound together so they are distinct, then freed).
+/// Where [`free_ports`] looks: below Linux's ephemeral range (32768-60999), so no
+/// outgoing connection or port-0 listener of another test can take a port between
+/// the moment it is found free and the moment a node binds it (or binds it again
+/// after a restart).
+const PORT_RANGE: std::ops::Range<u32> = 20_000..32_000;
+
+/// The next candidate port; starts at a place that depends on the process, so
+/// test binaries run one after another do not walk the same ports.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `n` distinct ports on 127.0.0.1 that were free when checked; see [`PORT_RANGE`].
 pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    use std::sync::atomic::Ordering;
+    let span = PORT_RANGE.end - PORT_RANGE.start;
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        std::process::id().wrapping_mul(7_919) % span + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span {
+        if ports.len() == n {
+            break;
+        }
+        let port = PORT_RANGE.start + NEXT_PORT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = u16::try_from(port).expect("the range is below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "not enough free ports in {PORT_RANGE:?}");
+    ports
 }
 
 fn addr(port: u16) -> SocketAddr {
