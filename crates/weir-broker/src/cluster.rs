@@ -51,6 +51,13 @@ pub(crate) async fn start_control_plane(
             quorum: None,
         });
     }
+    if !config.roles().broker {
+        return Err(BrokerError::Unsupported(
+            "a controller-only node (process.roles=controller) is not supported yet: give \
+             every node both roles (process.roles=broker,controller) and a client listener"
+                .into(),
+        ));
+    }
     let socket = match (config.roles().controller, controller_socket) {
         (true, Some(socket)) => socket,
         _ => {

@@ -126,3 +126,33 @@ fn invalid_settings_fail_with_a_message_that_says_what_to_fix() {
         );
     }
 }
+
+#[test]
+fn a_controller_only_node_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = common::cluster::free_ports(1)[0];
+    let config = dir.path().join("controller.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "process.roles=controller\nnode.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{port}\n\
+             listeners=CONTROLLER://127.0.0.1:{port}\n"
+        ),
+    )
+    .expect("write the config");
+    let mut node = Server::spawn_args(&[
+        "--data-dir".to_owned(),
+        dir.path().join("data").display().to_string(),
+        "--config".to_owned(),
+        config.display().to_string(),
+    ]);
+    let status = node.wait_exit();
+    assert!(
+        !status.success(),
+        "a node that serves nothing must not exit 0"
+    );
+    let message = node.stderr();
+    assert!(message.contains("process.roles=controller"), "{message}");
+    assert!(!message.contains(READY), "{message}");
+}
