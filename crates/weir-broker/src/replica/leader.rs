@@ -155,12 +155,17 @@ impl Partition {
     /// [`Replication::ineligible`]); the high watermark may move at once if one of
     /// them was holding it back.
     pub(crate) fn set_ineligible(&self, ineligible: &Arc<BTreeSet<NodeId>>) {
+        // Every image comes here for every partition; most change nothing, so look
+        // under the read lock first.
+        if self
+            .read()
+            .is_ok_and(|state| state.replication.ineligible == *ineligible)
+        {
+            return;
+        }
         let Ok(mut state) = self.write() else {
             return;
         };
-        if state.replication.ineligible == *ineligible {
-            return;
-        }
         state.replication.ineligible = Arc::clone(ineligible);
         let moved = advance_high_watermark(&mut state);
         self.publish(&state);

@@ -342,41 +342,8 @@ impl GroupConsumer {
         let Some(new) = names_of(&cluster, &target).await else {
             return Ok(()); // a topic the metadata does not show yet; next poll
         };
-        let revoked: BTreeSet<TopicPartition> = self.owned.difference(&new).cloned().collect();
-        let added: Vec<TopicPartition> = new.difference(&self.owned).cloned().collect();
-        let changed = !revoked.is_empty() || !added.is_empty();
-        if !revoked.is_empty() {
-            if self.config.enable_auto_commit {
-                if let Err(e) = self.commit_positions(&revoked).await {
-                    tracing::warn!(error = %e, "commit of revoked partitions failed");
-                }
-            }
-            for tp in &revoked {
-                self.committed.remove(tp);
-            }
-            let parts: Vec<TopicPartition> = revoked.into_iter().collect();
-            if let Some(l) = self.listener.as_mut() {
-                l.on_revoked(&parts);
-            }
-        }
-        self.consumer
-            .cluster()
-            .add_topics(new.iter().map(|tp| tp.topic.as_str()));
-        self.consumer.assign(new.iter().cloned());
-        self.owned = new;
-        if !added.is_empty() {
-            let committed = self.fetch_committed(&added).await;
-            for tp in &added {
-                if let Some(c) = committed.get(tp) {
-                    if self.consumer.seek(tp, c.offset).is_ok() {
-                        self.committed.insert(tp.clone(), c.offset);
-                    }
-                }
-            }
-            if let Some(l) = self.listener.as_mut() {
-                l.on_assigned(&added);
-            }
-        }
+        let moved = self.move_to(new).await;
+        let changed = moved.revoked || moved.added;
         {
             let mut s = self.membership.lock();
             if s.kip848.target.as_ref() == Some(&target) {

@@ -255,11 +255,19 @@ impl GroupConsumer {
             .collect()
     }
 
-    /// Takes over `assignment`: revokes what left (committing it first), starts
-    /// what is new from its committed offset, and under cooperative rebalancing
-    /// rejoins at once if something was given up.
+    /// Takes over `assignment` (see [`GroupConsumer::move_to`]), and under
+    /// cooperative rebalancing rejoins at once if something was given up.
     async fn take_over(&mut self, assignment: Vec<TopicPartition>) {
-        let new: BTreeSet<TopicPartition> = assignment.into_iter().collect();
+        let moved = self.move_to(assignment.into_iter().collect()).await;
+        if self.config.is_cooperative() && moved.revoked {
+            self.membership.lock().rejoin = Some("partitions were revoked");
+        }
+    }
+
+    /// Moves to owning `new`, for either group protocol: revokes what left
+    /// (committing it first with auto commit), then starts what is new from its
+    /// committed offset, telling the listener of each step.
+    pub(super) async fn move_to(&mut self, new: BTreeSet<TopicPartition>) -> Moved {
         let revoked: BTreeSet<TopicPartition> = self.owned.difference(&new).cloned().collect();
         let added: Vec<TopicPartition> = new.difference(&self.owned).cloned().collect();
         if !revoked.is_empty() {
@@ -276,6 +284,9 @@ impl GroupConsumer {
                 l.on_revoked(&parts);
             }
         }
+        self.consumer
+            .cluster()
+            .add_topics(new.iter().map(|tp| tp.topic.as_str()));
         self.consumer.assign(new.iter().cloned());
         self.owned = new;
         if !added.is_empty() {
@@ -291,8 +302,9 @@ impl GroupConsumer {
                 l.on_assigned(&added);
             }
         }
-        if self.config.is_cooperative() && !revoked.is_empty() {
-            self.membership.lock().rejoin = Some("partitions were revoked");
+        Moved {
+            revoked: !revoked.is_empty(),
+            added: !added.is_empty(),
         }
     }
 
@@ -331,4 +343,13 @@ impl GroupConsumer {
             attempt += 1;
         }
     }
+}
+
+/// What [`GroupConsumer::move_to`] changed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Moved {
+    /// Some partitions were given up.
+    pub(super) revoked: bool,
+    /// Some partitions were taken.
+    pub(super) added: bool,
 }
