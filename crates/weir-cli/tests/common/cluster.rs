@@ -28,13 +28,15 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use weir_client::admin::TopicDescription;
+use weir_client::admin::{PartitionDescription, TopicDescription};
 use weir_client::{Admin, ClientConfig, Connection, ConnectionConfig};
 use weir_protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
+use weir_protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic};
 use weir_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
 use weir_protocol::messages::ProduceRequest;
+use weir_types::NodeId;
 
 use super::proxy::Proxy;
 use super::{run, Output, Server};
@@ -384,13 +386,87 @@ impl TestCluster {
         self.block_on(Admin::new(config))
     }
 
-    /// The topic as the running nodes (or `ask`) describe it.
+    /// The topic as the running nodes describe it, or as the first of `ask` that
+    /// answers does. Asked directly, not through an admin client: a client
+    /// bootstrapped from `ask` would learn every broker and could send the
+    /// request to any of them, and an isolated or restarted node answers from its
+    /// own, possibly stale, metadata.
     pub(crate) fn describe(&self, topic: &str, ask: &[i32]) -> Option<TopicDescription> {
+        if !ask.is_empty() {
+            return ask.iter().find_map(|&id| self.describe_on(id, topic));
+        }
         let admin = self.admin_of(ask).ok()?;
         let results = self
             .block_on(admin.describe_topics(&[topic.to_owned()]))
             .ok()?;
         results.into_iter().next().and_then(|(_, r)| r.ok())
+    }
+
+    /// The topic per a Metadata request sent to node `id` alone.
+    pub(crate) fn describe_on(&self, id: i32, topic: &str) -> Option<TopicDescription> {
+        let addr = self.node(id).client_addr();
+        let request = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                topic_id: weir_protocol::Uuid::ZERO,
+                name: Some(topic.to_owned()),
+            }]),
+            ..Default::default()
+        };
+        let response = self.block_on(async {
+            let config = ConnectionConfig {
+                request_timeout: Duration::from_secs(5),
+                ..ConnectionConfig::default()
+            };
+            let conn = Connection::connect(&addr, config).await.ok()?;
+            conn.send(request).await.ok()
+        })?;
+        let t = response.topics.into_iter().next()?;
+        if t.error_code != 0 {
+            return None;
+        }
+        let ids = |v: Vec<i32>| v.into_iter().map(NodeId).collect::<Vec<_>>();
+        let mut partitions: Vec<PartitionDescription> = t
+            .partitions
+            .into_iter()
+            .map(|p| PartitionDescription {
+                partition: p.partition_index,
+                leader: (p.leader_id >= 0).then_some(NodeId(p.leader_id)),
+                leader_epoch: p.leader_epoch,
+                replicas: ids(p.replica_nodes),
+                isr: ids(p.isr_nodes),
+                offline_replicas: ids(p.offline_replicas),
+            })
+            .collect();
+        partitions.sort_by_key(|p| p.partition);
+        Some(TopicDescription {
+            name: t.name.unwrap_or_default(),
+            topic_id: t.topic_id,
+            is_internal: t.is_internal,
+            partitions,
+        })
+    }
+
+    /// Waits until every running node, asked directly, names the same leader and
+    /// leader epoch for `topic`-`partition` with `member` in its ISR: after a
+    /// heal or a restart, until then a client may still be sent to a node that
+    /// answers from the metadata it had before.
+    pub(crate) fn wait_converged(&self, topic: &str, partition: i32, member: i32) {
+        let what = format!("every node agrees on {topic}-{partition} with {member} in the ISR");
+        self.wait_until(&what, SETTLE_TIMEOUT, |c| {
+            let running = c.ids().into_iter().filter(|&id| c.is_running(id));
+            let views: Vec<(Option<NodeId>, i32, bool)> = running
+                .map(|id| {
+                    let d = c.describe_on(id, topic)?;
+                    let p = d
+                        .partitions
+                        .into_iter()
+                        .find(|p| p.partition == partition)?;
+                    Some((p.leader, p.leader_epoch, p.isr.contains(&NodeId(member))))
+                })
+                .collect::<Option<_>>()?;
+            let first = *views.first()?;
+            (first.0.is_some() && first.2 && views.iter().all(|v| *v == first)).then_some(())
+        });
     }
 
     /// The leader of `topic`-`partition` per Metadata from the running nodes.

@@ -94,7 +94,12 @@ impl Server {
         let mut child = weir()
             .arg("server")
             .args(args)
-            .env("RUST_LOG", "info,openraft=warn")
+            // `WEIR_TEST_SERVER_LOG` raises the servers' log level to debug a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("WEIR_TEST_SERVER_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
