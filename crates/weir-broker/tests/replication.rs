@@ -435,3 +435,86 @@ async fn a_fenced_leader_gives_up_its_acks_all_waiters_and_refuses_writes() {
         .await
         .expect("unfenced again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_behind_its_epoch_start_answers_offset_not_available() {
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    let old = c.node(1).replicas.clone();
+    in_time(old.append("t", 0, batch(1, 0), Acks::All, LONG))
+        .await
+        .expect("replicated");
+    // Node 3 stops at offset 1, so the high watermark stays there while node 2
+    // copies two more records.
+    c.stop(3).await;
+    old.append("t", 0, batch(2, 1), Acks::Leader, LONG)
+        .await
+        .expect("acks=1");
+    until("node 2 has the tail", || {
+        c.status(2).log_end_offset == Offset(3)
+    })
+    .await;
+    assert_eq!(c.status(2).high_watermark, Offset(1));
+
+    // Node 2 leads from offset 3 on, but its high watermark is 1 until node 3
+    // (still in the ISR) catches up: node 1 may already have told a consumer 3.
+    c.publish(&[leader_change(2, &[2, 3])]).await;
+    let new = c.node(2).replicas.clone();
+    let list = |timestamp: i64, replica_id: i32| {
+        new.list_offsets(
+            "t",
+            0,
+            timestamp,
+            IsolationLevel::ReadUncommitted,
+            LeaderEpoch(-1),
+            replica_id,
+        )
+    };
+    let code = |r: Result<_, weir_broker::replica::ReplicaError>| r.err().map(|e| e.error_code());
+    assert_eq!(code(list(-1, -1)), Some(ErrorCode::OffsetNotAvailable));
+    // A time search that lands past the visible end could also go backwards.
+    assert_eq!(
+        code(list(1_700_000_000_001, -1)),
+        Some(ErrorCode::OffsetNotAvailable)
+    );
+    // Below it, earliest, and a replica's view are all safe.
+    assert_eq!(
+        list(1_700_000_000_000, -1).expect("found").offset,
+        Offset(0)
+    );
+    assert_eq!(list(-2, -1).expect("earliest").offset, Offset(0));
+    assert_eq!(list(-1, 1).expect("log end").offset, Offset(3));
+
+    // With node 3 out of the ISR the high watermark reaches the epoch start
+    // (node 1 keeps fetching), and latest is answered again.
+    c.publish(&[leader_change(2, &[2])]).await;
+    until("the high watermark reached the epoch start", || {
+        c.status(2).high_watermark == Offset(3)
+    })
+    .await;
+    assert_eq!(list(-1, -1).expect("latest").offset, Offset(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_isr_change_is_proposed_again_only_after_a_backoff() {
+    let c = three_nodes(Duration::from_secs(60), &[1, 2], vec![]).await;
+    *c.controller.refuse.lock().unwrap() = Some(ErrorCode::IneligibleReplica);
+    until("the first proposal to add node 3", || {
+        !c.controller.alters.lock().unwrap().is_empty()
+    })
+    .await;
+    // Node 3 is caught up and keeps fetching: without a backoff each fetch
+    // would propose it again.
+    let fetches = c.node(3).gate.fetches.load(Ordering::SeqCst);
+    until("twenty more fetches from node 3", || {
+        c.node(3).gate.fetches.load(Ordering::SeqCst) >= fetches + 20
+    })
+    .await;
+    let proposals = c.controller.alters.lock().unwrap().len();
+    assert!(
+        proposals <= 8,
+        "{proposals} proposals during twenty fetches: no backoff"
+    );
+    // Once the controller accepts, a later proposal adds node 3.
+    *c.controller.refuse.lock().unwrap() = None;
+    until("node 3 in the ISR", || c.status(1).isr == nodes(&[1, 2, 3])).await;
+}

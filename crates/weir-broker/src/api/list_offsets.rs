@@ -8,7 +8,9 @@
 //! visible end; -3 (max timestamp, v7), -4 (earliest local, v8: the log start here)
 //! and -5 (latest tiered, v9: none here) are understood at every version. The
 //! response carries the leader epoch of the batch found (v4+), which consumers use to
-//! validate their position after a leader change. A partition listed twice in one
+//! validate their position after a leader change. A new leader whose high
+//! watermark is still behind the start of its epoch answers OFFSET_NOT_AVAILABLE
+//! (KIP-207; LEADER_NOT_AVAILABLE before v5). A partition listed twice in one
 //! request is INVALID_REQUEST, as Kafka answers it.
 
 use std::collections::BTreeMap;
@@ -22,7 +24,11 @@ use super::{errors, ApiState};
 use crate::replica::IsolationLevel;
 
 /// Answers a ListOffsets request.
-pub(super) fn handle(state: &ApiState, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(super) fn handle(
+    state: &ApiState,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut counts: BTreeMap<(&str, i32), usize> = BTreeMap::new();
     for t in &request.topics {
         for p in &t.partitions {
@@ -61,7 +67,7 @@ pub(super) fn handle(state: &ApiState, request: ListOffsetsRequest) -> ListOffse
                             leader_epoch: found.leader_epoch.get(),
                             ..ListOffsetsPartitionResponse::default()
                         },
-                        Err(e) => failed(p.partition_index, errors::replica_code(&e)),
+                        Err(e) => failed(p.partition_index, code_for(&e, version)),
                     }
                 })
                 .collect(),
@@ -70,6 +76,15 @@ pub(super) fn handle(state: &ApiState, request: ListOffsetsRequest) -> ListOffse
     ListOffsetsResponse {
         throttle_time_ms: 0,
         topics,
+    }
+}
+
+/// The code for `e`; OFFSET_NOT_AVAILABLE is new in v5, so older clients hear
+/// LEADER_NOT_AVAILABLE instead, which they also retry (as Kafka answers them).
+fn code_for(e: &crate::replica::ReplicaError, version: i16) -> ErrorCode {
+    match errors::replica_code(e) {
+        ErrorCode::OffsetNotAvailable if version < 5 => ErrorCode::LeaderNotAvailable,
+        code => code,
     }
 }
 

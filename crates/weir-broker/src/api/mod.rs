@@ -211,7 +211,7 @@ async fn dispatch(
         Request::InitProducerId(r) => Handled::now(init_producer_id::handle(state, &r).await),
         Request::Produce(r) => produce::handle(state, r, v),
         Request::Fetch(r) => fetch::handle(state, r, v).await,
-        Request::ListOffsets(r) => Handled::now(list_offsets::handle(state, r)),
+        Request::ListOffsets(r) => Handled::now(list_offsets::handle(state, r, v)),
         Request::DeleteRecords(r) => Handled::now(delete_records::handle(state, r).await),
         Request::OffsetForLeaderEpoch(r) => Handled::now(offset_for_leader_epoch::handle(state, r)),
         Request::DescribeLogDirs(r) => Handled::now(describe_log_dirs::handle(state, &r)),

@@ -69,6 +69,23 @@ pub enum ReplicaError {
         /// The topic's `min.insync.replicas`.
         min: i32,
     },
+    /// KIP-207: this broker became leader recently and its high watermark has not
+    /// reached the start of its epoch yet, so the offset a consumer would be told
+    /// could be lower than one an earlier leader already gave out.
+    #[error(
+        "the high watermark {high_watermark} of {topic}-{partition} is still behind the \
+         start {epoch_start} of this leader's epoch; retry shortly"
+    )]
+    OffsetNotAvailable {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The high watermark now.
+        high_watermark: weir_types::Offset,
+        /// Where this leader's epoch starts.
+        epoch_start: weir_types::Offset,
+    },
     /// A follower could not reach its leader (the replica fetcher backs off).
     #[error("cannot reach leader {leader}: {reason}")]
     LeaderUnreachable {
@@ -145,6 +162,7 @@ impl ReplicaError {
             ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
                 ErrorCode::NotEnoughReplicasAfterAppend
             }
+            ReplicaError::OffsetNotAvailable { .. } => ErrorCode::OffsetNotAvailable,
             ReplicaError::LeaderUnreachable { .. } => ErrorCode::NetworkException,
             ReplicaError::RequestTimedOut => ErrorCode::RequestTimedOut,
             ReplicaError::Offline { .. }

@@ -28,7 +28,9 @@
 //! `replica.lag.time.max.ms` is removed (checked periodically, `isr.rs`). Either
 //! change is proposed to the controller ([`super::IsrChannel`]), one at a time per
 //! partition; the reply's ISR and partition epoch are applied at once, and the
-//! metadata image that follows confirms them.
+//! metadata image that follows confirms them. A refused or unanswered proposal
+//! backs off (100 ms, doubling, at most half the lag time) before the next, unless
+//! newer metadata for the partition arrives first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -39,6 +41,11 @@ use weir_types::{ErrorCode, LeaderEpoch, NodeId, Offset};
 
 use super::isr::{AlterIsr, IsrUpdate};
 use super::partition::{advance_high_watermark, Partition, Role, State};
+
+/// The first wait before proposing an ISR change again after a failed one.
+const ISR_RETRY_MIN: Duration = Duration::from_millis(100);
+/// The longest such wait.
+const ISR_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +85,12 @@ pub(crate) struct Replication {
     /// Follower: the leader epoch this log was truncated for (`follower.rs`);
     /// fetching starts only after it.
     pub(crate) truncated_in: Option<LeaderEpoch>,
+    /// Leader: no new ISR proposal before this, after the controller refused or
+    /// did not answer one (`failed_proposals` in a row); a new image for the
+    /// partition clears it. Without it every follower fetch would propose again.
+    pub(crate) isr_retry_at: Option<Instant>,
+    /// Leader: ISR proposals refused or unanswered in a row.
+    pub(crate) failed_proposals: u32,
     /// `replica.lag.time.max.ms`.
     pub(crate) lag_time_max: Duration,
     /// Brokers the metadata shows fenced or in a controlled shutdown: the
@@ -89,6 +102,29 @@ pub(crate) struct Replication {
 }
 
 impl Replication {
+    /// Whether a new ISR proposal may go now: none in flight and no backoff.
+    fn may_propose(&self, now: Instant) -> bool {
+        self.pending_isr.is_none() && self.isr_retry_at.is_none_or(|t| now >= t)
+    }
+
+    /// New metadata for the partition: proposals may go at once again.
+    pub(crate) fn clear_isr_backoff(&mut self) {
+        self.isr_retry_at = None;
+        self.failed_proposals = 0;
+    }
+
+    /// A proposal failed: the next waits [`ISR_RETRY_MIN`], doubling with every
+    /// failure in a row up to half the lag time (at most [`ISR_RETRY_MAX`]), so a
+    /// lagging member still leaves the ISR well within `replica.lag.time.max.ms`
+    /// of the controller answering again.
+    fn back_off_isr(&mut self, now: Instant) {
+        let cap = (self.lag_time_max / 2).clamp(ISR_RETRY_MIN, ISR_RETRY_MAX);
+        let shift = self.failed_proposals.min(16);
+        let wait = ISR_RETRY_MIN.saturating_mul(1 << shift).min(cap);
+        self.failed_proposals = self.failed_proposals.saturating_add(1);
+        self.isr_retry_at = Some(now + wait);
+    }
+
     /// Keeps one entry per other replica (a reassignment may add or drop some).
     pub(crate) fn track_replicas(&mut self, replicas: &[NodeId], node: NodeId) {
         self.remotes.retain(|r, _| replicas.contains(r));
@@ -129,6 +165,7 @@ pub(crate) fn reset_for_role(state: &mut State, node: NodeId) {
     let now = Instant::now();
     let r = &mut state.replication;
     r.pending_isr = None;
+    r.clear_isr_backoff();
     r.truncated_in = None;
     r.remotes.clear();
     if state.role == Role::Leader {
@@ -216,7 +253,7 @@ impl Partition {
     /// An ISR with `replica` added, if it is eligible and no change is in flight.
     fn isr_expansion(&self, state: &mut State, replica: NodeId) -> Option<AlterIsr> {
         if state.isr.contains(&replica)
-            || state.replication.pending_isr.is_some()
+            || !state.replication.may_propose(Instant::now())
             || state.replication.ineligible.contains(&replica)
         {
             return None;
@@ -236,11 +273,11 @@ impl Partition {
     /// never out of sync.
     pub(crate) fn isr_to_shrink(&self, lag: Duration, node: NodeId) -> Option<AlterIsr> {
         let mut state = self.write().ok()?;
-        if state.role != Role::Leader || state.replication.pending_isr.is_some() {
+        let now = Instant::now();
+        if state.role != Role::Leader || !state.replication.may_propose(now) {
             return None;
         }
         let leader_leo = self.log(&state).ok()?.log_end_offset();
-        let now = Instant::now();
         let out_of_sync = |id: &NodeId| {
             *id != node
                 && state.replication.remotes.get(id).is_some_and(|r| {
@@ -275,8 +312,9 @@ impl Partition {
     }
 
     /// The controller answered `sent`: a new ISR and partition epoch in force at
-    /// once, or an error (the proposal is dropped; the next fetch or lag check
-    /// proposes again if still needed).
+    /// once, or an error (the proposal is dropped; after a backoff, or at once
+    /// when newer metadata arrives, the next fetch or lag check proposes again if
+    /// still needed).
     pub(crate) fn apply_isr_update(&self, sent: &AlterIsr, reply: Result<IsrUpdate, ErrorCode>) {
         let Ok(mut state) = self.write() else { return };
         if state.replication.pending_isr.as_ref() != Some(&sent.new_isr)
@@ -293,6 +331,7 @@ impl Partition {
                     && update.partition_epoch > state.partition_epoch =>
             {
                 tracing::info!(partition = %self.name(), isr = ?update.isr, partition_epoch = update.partition_epoch, "ISR changed");
+                state.replication.clear_isr_backoff();
                 state.isr = update.isr;
                 state.partition_epoch = update.partition_epoch;
             }
@@ -300,7 +339,8 @@ impl Partition {
                 tracing::debug!(partition = %self.name(), ?update, "ignoring a stale AlterPartition reply");
             }
             Err(code) => {
-                tracing::warn!(partition = %self.name(), error = ?code, "AlterPartition refused; waiting for newer metadata");
+                state.replication.back_off_isr(Instant::now());
+                tracing::warn!(partition = %self.name(), error = ?code, failures = state.replication.failed_proposals, "AlterPartition refused or unanswered; proposing again after a backoff or newer metadata");
             }
         }
         let moved = advance_high_watermark(&mut state);

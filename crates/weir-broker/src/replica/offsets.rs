@@ -4,7 +4,10 @@
 //! with Kafka's consumer view on top: "latest" is the high watermark (read_committed:
 //! the last stable offset, equal to it without transactions), and a search by
 //! timestamp (record precision inside batches) or for the max timestamp only returns
-//! offsets a consumer could fetch, below that bound. DeleteRecords moves the log
+//! offsets a consumer could fetch, below that bound. A leader whose high watermark
+//! has not reached the start of its epoch yet answers "latest", and a search that
+//! would land at or past its visible end, with OFFSET_NOT_AVAILABLE (KIP-207), so
+//! an offset once given out never goes backwards. DeleteRecords moves the log
 //! start offset (never past the high watermark) and persists it at once, so a crash
 //! cannot bring deleted records back.
 
@@ -16,7 +19,7 @@ use weir_types::{LeaderEpoch, Offset};
 use super::error::{ReplicaError, Result};
 use super::fetch::IsolationLevel;
 use super::manager::ReplicaManager;
-use super::partition::Partition;
+use super::partition::{Partition, Role};
 
 /// A ListOffsets answer for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +66,22 @@ impl ReplicaManager {
                 log.high_watermark()
             }
         };
+        // KIP-207: a consumer's answer could go backwards while a new leader's high
+        // watermark is below the start of its epoch (an earlier leader may have
+        // answered up to there already).
+        let lagging = (replica_id < 0
+            && state.role == Role::Leader
+            && state.replication.epoch_start_offset > log.high_watermark())
+        .then(|| ReplicaError::OffsetNotAvailable {
+            topic: topic.to_owned(),
+            partition,
+            high_watermark: log.high_watermark(),
+            epoch_start: state.replication.epoch_start_offset,
+        });
         if timestamp == special_timestamps::LATEST {
+            if let Some(e) = lagging {
+                return Err(e);
+            }
             return Ok(ListedOffset {
                 timestamp: -1,
                 offset: fetchable_end,
@@ -74,6 +92,15 @@ impl ReplicaManager {
             return Ok(ListedOffset::NOT_FOUND);
         }
         let found = log.fetch_offset_by_timestamp(timestamp)?;
+        let earliest = timestamp == special_timestamps::EARLIEST
+            || timestamp == special_timestamps::EARLIEST_LOCAL;
+        if let Some(e) = lagging.filter(|_| !earliest) {
+            // As Kafka: only an answer at or past the visible end, or none at all,
+            // could be one the previous leader would have answered differently.
+            if found.as_ref().is_none_or(|t| t.offset >= fetchable_end) {
+                return Err(e);
+            }
+        }
         Ok(match found {
             Some(t)
                 if timestamp == special_timestamps::EARLIEST

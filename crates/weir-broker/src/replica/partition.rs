@@ -442,6 +442,7 @@ fn apply_assignment(state: &mut State, assignment: &PartitionAssignment, node: N
     } else if partition_epoch_before != state.partition_epoch {
         // The metadata settled the ISR change we had in flight (or another).
         state.replication.pending_isr = None;
+        state.replication.clear_isr_backoff();
     }
     state.replication.track_replicas(&state.replicas, node);
     changed

@@ -6,7 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct FakeController {
     tx: watch::Sender<Arc<MetadataImage>>,
     /// Every AlterPartition received, in order.
     pub alters: Mutex<Vec<AlterIsr>>,
+    /// When set, every AlterPartition is refused with this code.
+    pub refuse: Mutex<Option<ErrorCode>>,
 }
 
 impl FakeController {
@@ -45,6 +47,7 @@ impl FakeController {
             image: Mutex::new(Arc::clone(&image)),
             tx: watch::Sender::new(image),
             alters: Mutex::new(Vec::new()),
+            refuse: Mutex::new(None),
         })
     }
 
@@ -73,6 +76,9 @@ impl FakeController {
 
     fn alter(&self, req: AlterIsr) -> Result<IsrUpdate, ErrorCode> {
         self.alters.lock().unwrap().push(req.clone());
+        if let Some(code) = *self.refuse.lock().unwrap() {
+            return Err(code);
+        }
         let image = self.image();
         let p = image
             .topic_by_id(req.topic_id)
@@ -176,6 +182,8 @@ pub fn leader_change(leader: i32, isr: &[i32]) -> MetadataRecord {
 pub struct Gate {
     leaders: InMemoryLeaders,
     pub blocked: AtomicBool,
+    /// Fetches that reached the leader.
+    pub fetches: AtomicUsize,
 }
 
 impl Gate {
@@ -198,6 +206,7 @@ impl LeaderClient for Gate {
     ) -> BoxFuture<'_, Result<Vec<FetchedPartition>, ReplicaError>> {
         Box::pin(async move {
             self.check(leader)?;
+            self.fetches.fetch_add(1, Ordering::SeqCst);
             let got = self.leaders.fetch(leader, request).await?;
             self.check(leader)?;
             Ok(got)
@@ -279,6 +288,7 @@ impl Cluster {
             let gate = Arc::new(Gate {
                 leaders: leaders.clone(),
                 blocked: AtomicBool::new(false),
+                fetches: AtomicUsize::new(0),
             });
             replicas.start_replication(
                 Arc::new(FakeIsr(Arc::clone(&controller))),
