@@ -130,6 +130,7 @@ impl Broker<Api> {
             leader_imbalance_check_interval: Duration::from_secs(
                 config.leader_imbalance_check_interval_seconds.max(1),
             ),
+            leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
             ..ControllerConfig::default()
         };
         let plane = cluster::start_control_plane(

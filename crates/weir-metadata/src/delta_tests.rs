@@ -43,7 +43,7 @@ pub(crate) fn config(
     })
 }
 
-fn broker(node: i32, port: u16) -> MetadataRecord {
+pub(crate) fn broker(node: i32, port: u16) -> MetadataRecord {
     MetadataRecord::RegisterBroker(RegisterBrokerRecord {
         broker_id: node,
         incarnation_id: id(200),

@@ -220,8 +220,8 @@ pub struct BrokerConfig {
     /// partitions led away from their preferred replica. Default: 300, Kafka's.
     pub leader_imbalance_check_interval_seconds: u64,
     /// `leader.imbalance.per.broker.percentage`: rebalance a broker's leaders once
-    /// more than this percent of its preferred partitions are led elsewhere.
-    /// Default: 10, Kafka's.
+    /// more than this percent of its preferred partitions are led elsewhere (0:
+    /// any). Default: 10, Kafka's.
     pub leader_imbalance_per_broker_percentage: u32,
 
     /// `socket.request.max.bytes`: largest request frame; larger ones close the

@@ -121,6 +121,10 @@ pub struct ControllerConfig {
     /// How often that rebalance runs (`leader.imbalance.check.interval.seconds`).
     /// Default: 300 s.
     pub leader_imbalance_check_interval: Duration,
+    /// The share of a broker's preferred partitions that may be led elsewhere
+    /// before the rebalance moves them back (`leader.imbalance.per.broker.percentage`).
+    /// Default: 10.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// How often the controller runs its periodic checks (session expiry,
     /// elections, rebalance). Default: 250 ms. Minimum: 1 ms.
     pub tick_interval: Duration,
@@ -147,6 +151,7 @@ impl Default for ControllerConfig {
             session_timeout: Duration::from_millis(9000),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: Duration::from_secs(300),
+            leader_imbalance_per_broker_percentage: 10,
             tick_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
@@ -176,6 +181,10 @@ impl fmt::Debug for ControllerConfig {
             .field(
                 "leader_imbalance_check_interval",
                 &self.leader_imbalance_check_interval,
+            )
+            .field(
+                "leader_imbalance_per_broker_percentage",
+                &self.leader_imbalance_per_broker_percentage,
             )
             .field("tick_interval", &self.tick_interval)
             .field("request_timeout", &self.request_timeout)

@@ -6,7 +6,7 @@
 //! Every function is pure over the image: it returns the records and the results,
 //! and the controller thread commits them as one batch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use weir_protocol::messages::{PartitionChangeRecord, ProducerIdsRecord};
 use weir_types::{ErrorCode, NodeId};
@@ -244,10 +244,44 @@ fn elect_one(
     }
 }
 
-/// The periodic rebalance (`auto.leader.rebalance.enable`): a preferred election for
-/// every partition whose preferred replica is in the ISR, live, and not leading.
-pub(crate) fn rebalance(image: &MetadataImage) -> Vec<MetadataRecord> {
-    let (records, _) = elect_leaders(image, ElectionType::Preferred, None);
+/// The periodic rebalance (`auto.leader.rebalance.enable`): for every broker that
+/// leads fewer of the partitions it is preferred for than it should by more than
+/// `imbalance_percentage` (`leader.imbalance.per.broker.percentage`), a preferred
+/// election for those of its partitions where it is in the ISR and may lead. The
+/// threshold keeps a single moved leader among many from causing a round of
+/// leader changes (every one makes clients refresh metadata); Kafka's KRaft
+/// controller parses the setting but ignores it, Weir applies it per broker as
+/// the setting describes (0 rebalances any imbalance).
+pub(crate) fn rebalance(image: &MetadataImage, imbalance_percentage: u32) -> Vec<MetadataRecord> {
+    // Per preferred broker: its partitions, and those led by someone else.
+    let mut preferred: BTreeMap<NodeId, (usize, Vec<TopicPartition>)> = BTreeMap::new();
+    for t in image.topics() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let Some(first) = p.replicas.first().copied() else {
+                continue;
+            };
+            let entry = preferred.entry(first).or_default();
+            entry.0 += 1;
+            if p.leader != Some(first) {
+                entry.1.push(TopicPartition {
+                    topic: t.name.clone(),
+                    partition: index(i),
+                });
+            }
+        }
+    }
+    let over: Vec<TopicPartition> = preferred
+        .into_values()
+        .filter(|(total, led_elsewhere)| {
+            // More than the percentage, in integers: led_elsewhere / total > pct / 100.
+            led_elsewhere.len() * 100 > *total * imbalance_percentage as usize
+        })
+        .flat_map(|(_, led_elsewhere)| led_elsewhere)
+        .collect();
+    if over.is_empty() {
+        return Vec::new();
+    }
+    let (records, _) = elect_leaders(image, ElectionType::Preferred, Some(&over));
     records
 }
 
@@ -427,4 +461,45 @@ pub(crate) fn allocate_producer_ids(
             size: PRODUCER_ID_BLOCK_SIZE,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::tests::{broker, partition, replay_all, topic};
+
+    /// Brokers 1 and 2; topic `many` with ten partitions preferring broker 1, the
+    /// first `moved` of them led by broker 2.
+    fn image_with_moved(moved: i32) -> MetadataImage {
+        let mut records = vec![broker(1, 9092), broker(2, 9093), topic("many", 1)];
+        records.extend((0..10).map(|p| partition(1, p, &[1, 2], if p < moved { 2 } else { 1 })));
+        replay_all(MetadataImage::empty("c"), &records).expect("replay")
+    }
+
+    fn leaders_elected(records: &[MetadataRecord]) -> Vec<(i32, i32)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::PartitionChange(c) => Some((c.partition_id, c.leader)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rebalance_waits_until_a_broker_is_imbalanced_past_the_percentage() {
+        // One of ten led elsewhere is 10%: not more than 10%.
+        assert!(rebalance(&image_with_moved(1), 10).is_empty());
+        // Two of ten is: both go back to broker 1.
+        assert_eq!(
+            leaders_elected(&rebalance(&image_with_moved(2), 10)),
+            vec![(0, 1), (1, 1)]
+        );
+        // 0% rebalances any imbalance; none means nothing to do.
+        assert_eq!(
+            leaders_elected(&rebalance(&image_with_moved(1), 0)),
+            vec![(0, 1)]
+        );
+        assert!(rebalance(&image_with_moved(0), 0).is_empty());
+    }
 }

@@ -284,7 +284,10 @@ impl Worker {
             >= self.config.leader_imbalance_check_interval;
         if self.config.auto_leader_rebalance_enable && due {
             self.last_rebalance = now;
-            let records = replication::rebalance(&self.journal.image());
+            let records = replication::rebalance(
+                &self.journal.image(),
+                self.config.leader_imbalance_per_broker_percentage,
+            );
             if !records.is_empty() {
                 info!(partitions = records.len(), "rebalancing preferred leaders");
             }
