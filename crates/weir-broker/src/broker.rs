@@ -126,6 +126,7 @@ impl Broker<Api> {
             delete_topic_enable: config.delete_topic_enable,
             listeners: registered.clone(),
             rack: config.broker_rack.clone(),
+            cluster_id: config.cluster_id.clone(),
             auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
             leader_imbalance_check_interval: Duration::from_secs(
                 config.leader_imbalance_check_interval_seconds.max(1),

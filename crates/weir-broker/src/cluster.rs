@@ -97,6 +97,7 @@ fn quorum_config(config: &BrokerConfig, data_dir: PathBuf) -> QuorumConfig {
         .map(|(id, address)| (*id, address.to_string()))
         .collect();
     let mut quorum = QuorumConfig::new(config.node_id, voters, data_dir);
+    quorum.cluster_id.clone_from(&config.cluster_id);
     let election = Duration::from_millis(config.controller_quorum_election_timeout_ms.max(1));
     quorum.election_timeout_min = election;
     quorum.election_timeout_max = election * 2;

@@ -114,6 +114,10 @@ fn invalid_settings_fail_with_a_message_that_says_what_to_fix() {
             vec!["--config", "/no/such/server.properties"],
             "cannot read config file",
         ),
+        (
+            vec!["--cluster-id", "not-an-id"],
+            "invalid value \"not-an-id\" for cluster.id",
+        ),
     ];
     for (args, expected) in cases {
         let mut weir = Server::spawn(&data, &args);
@@ -125,6 +129,82 @@ fn invalid_settings_fail_with_a_message_that_says_what_to_fix() {
             weir.stderr()
         );
     }
+}
+
+#[test]
+fn a_data_dir_formatted_for_another_cluster_id_is_refused() {
+    let new_id = || {
+        let out = common::run(&["cluster", "new-id"], "").ok();
+        out.stdout.trim().to_owned()
+    };
+    let (first, second) = (new_id(), new_id());
+    assert_eq!(first.len(), 22, "{first}");
+    assert_ne!(first, second, "new ids are random");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut weir = Server::spawn(&data, &["--cluster-id", &first]);
+    let addr = weir.wait_ready().to_string();
+    let status = common::run(
+        &["cluster", "status", "--json", "--bootstrap-server", &addr],
+        "",
+    )
+    .ok();
+    assert!(status.stdout.contains(&first), "{}", status.stdout);
+    weir.signal("TERM");
+    assert!(weir.wait_exit().success());
+
+    let mut other = Server::spawn(&data, &["--cluster-id", &second]);
+    let exit = other.wait_exit();
+    assert!(!exit.success());
+    let message = other.stderr();
+    assert!(
+        message.contains(&first) && message.contains(&second),
+        "{message}"
+    );
+    assert!(!message.contains(READY), "{message}");
+    // Without a cluster id the directory's own is used.
+    let mut again = Server::spawn(&data, &[]);
+    again.wait_ready();
+    again.signal("TERM");
+    assert!(again.wait_exit().success());
+}
+
+#[test]
+fn a_quorum_node_formats_with_its_cluster_id_and_keeps_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let port = common::cluster::free_ports(1)[0].to_string();
+    let quorum = |id: &str| {
+        vec![
+            "--node-id".to_owned(),
+            "1".to_owned(),
+            "--controller-listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--voters".to_owned(),
+            format!("1@127.0.0.1:{port}"),
+            "--cluster-id".to_owned(),
+            id.to_owned(),
+        ]
+    };
+    let id = "MkU3OEVBNTcwNTJENDM2Qk";
+    let mut weir = Server::spawn(
+        &data,
+        &quorum(id).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    weir.wait_ready();
+    weir.signal("TERM");
+    assert!(weir.wait_exit().success(), "{}", weir.stderr());
+    let props = std::fs::read_to_string(data.join("meta.properties")).expect("meta.properties");
+    assert!(props.contains(&format!("cluster.id={id}")), "{props}");
+
+    let other = "AAAAAAAAAAAAAAAAAAAAAQ";
+    let mut wrong = Server::spawn(
+        &data,
+        &quorum(other).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(!wrong.wait_exit().success());
+    let message = wrong.stderr();
+    assert!(message.contains(id) && message.contains(other), "{message}");
 }
 
 #[test]

@@ -104,15 +104,29 @@ impl MetaProperties {
     }
 
     /// The directory's identity for node `node_id`: read from the file, or — for a
-    /// directory whose metadata log is empty — formatted now with a new cluster id.
+    /// directory whose metadata log is empty — formatted now with `cluster_id`, or
+    /// a new random one without. A directory of another node, or of another
+    /// cluster than a given `cluster_id`, is refused.
     pub fn load_or_format(
         data_dir: &Path,
         node_id: NodeId,
+        cluster_id: Option<&str>,
         metadata_log_is_empty: bool,
         ids: &mut UuidGenerator,
     ) -> Result<MetaProperties> {
         let path = data_dir.join(META_PROPERTIES_FILE);
         match MetaProperties::load(data_dir)? {
+            Some(p) if cluster_id.is_some_and(|c| c != p.cluster_id) => {
+                Err(MetadataError::MetaProperties {
+                    path,
+                    reason: format!(
+                        "the directory belongs to cluster {}, not to cluster.id {}: point \
+                         the node at its own data directory, or fix cluster.id",
+                        p.cluster_id,
+                        cluster_id.unwrap_or_default()
+                    ),
+                })
+            }
             Some(p) if p.node_id == node_id => Ok(p),
             Some(p) => Err(MetadataError::MetaProperties {
                 path,
@@ -129,7 +143,7 @@ impl MetaProperties {
             }),
             None => {
                 let p = MetaProperties {
-                    cluster_id: to_base64(ids.next_uuid()),
+                    cluster_id: cluster_id.map_or_else(|| to_base64(ids.next_uuid()), String::from),
                     node_id,
                 };
                 p.write(data_dir)?;
@@ -148,18 +162,41 @@ mod tests {
     fn formats_once_then_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut ids = UuidGenerator::seeded(9);
-        let a = MetaProperties::load_or_format(dir.path(), NodeId(1), true, &mut ids).unwrap();
+        let a =
+            MetaProperties::load_or_format(dir.path(), NodeId(1), None, true, &mut ids).unwrap();
         assert_eq!(a.cluster_id.len(), 22);
-        let b = MetaProperties::load_or_format(dir.path(), NodeId(1), false, &mut ids).unwrap();
+        let b =
+            MetaProperties::load_or_format(dir.path(), NodeId(1), None, false, &mut ids).unwrap();
         assert_eq!(a, b);
-        assert!(MetaProperties::load_or_format(dir.path(), NodeId(2), false, &mut ids).is_err());
+        assert!(
+            MetaProperties::load_or_format(dir.path(), NodeId(2), None, false, &mut ids).is_err()
+        );
+    }
+
+    #[test]
+    fn a_given_cluster_id_formats_the_directory_and_must_match_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = UuidGenerator::seeded(9);
+        let id = "MkU3OEVBNTcwNTJENDM2Qk";
+        let a = MetaProperties::load_or_format(dir.path(), NodeId(1), Some(id), true, &mut ids)
+            .unwrap();
+        assert_eq!(a.cluster_id, id);
+        let b = MetaProperties::load_or_format(dir.path(), NodeId(1), Some(id), false, &mut ids)
+            .unwrap();
+        assert_eq!(a, b);
+        let other = "AAAAAAAAAAAAAAAAAAAAAQ";
+        let err =
+            MetaProperties::load_or_format(dir.path(), NodeId(1), Some(other), false, &mut ids)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(id) && err.contains(other), "{err}");
     }
 
     #[test]
     fn missing_file_with_a_non_empty_log_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut ids = UuidGenerator::seeded(9);
-        let err = MetaProperties::load_or_format(dir.path(), NodeId(1), false, &mut ids);
+        let err = MetaProperties::load_or_format(dir.path(), NodeId(1), None, false, &mut ids);
         assert!(matches!(err, Err(MetadataError::MetaProperties { .. })));
     }
 

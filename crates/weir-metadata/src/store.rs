@@ -67,9 +67,20 @@ impl MetadataStore {
     /// Opens the store of node `node_id` in `data_dir` on a weir-log partition log
     /// (see [`open_with_log`](Self::open_with_log)).
     pub fn open(data_dir: &Path, node_id: NodeId) -> Result<MetadataStore> {
+        MetadataStore::open_in_cluster(data_dir, node_id, None)
+    }
+
+    /// As [`open`](Self::open), for a node that must belong to cluster
+    /// `cluster_id` when given (`cluster.id`): a new directory is formatted with
+    /// it, one formatted for another cluster is refused.
+    pub fn open_in_cluster(
+        data_dir: &Path,
+        node_id: NodeId,
+        cluster_id: Option<&str>,
+    ) -> Result<MetadataStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| MetadataError::io("create", data_dir, e))?;
         let log = PartitionMetadataLog::open(data_dir, Arc::new(SystemClock))?;
-        MetadataStore::open_with_log(data_dir, node_id, Box::new(log))
+        MetadataStore::open_with_log(data_dir, node_id, cluster_id, Box::new(log))
     }
 
     /// Opens the store of node `node_id` on `log` (already opened, and so
@@ -78,12 +89,14 @@ impl MetadataStore {
     pub fn open_with_log(
         data_dir: &Path,
         node_id: NodeId,
+        cluster_id: Option<&str>,
         log: Box<dyn MetadataLog>,
     ) -> Result<MetadataStore> {
         let empty = log.next_offset() == Offset(0);
         let props = MetaProperties::load_or_format(
             data_dir,
             node_id,
+            cluster_id,
             empty,
             &mut UuidGenerator::from_entropy(),
         )?;

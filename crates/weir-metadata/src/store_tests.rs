@@ -26,7 +26,7 @@ fn open(dir: &Path, kind: Kind) -> Result<MetadataStore> {
         Kind::Partition => MetadataStore::open(dir, NodeId(1)),
         Kind::File => {
             let log = FileMetadataLog::open(dir)?;
-            MetadataStore::open_with_log(dir, NodeId(1), Box::new(log))
+            MetadataStore::open_with_log(dir, NodeId(1), None, Box::new(log))
         }
     }
 }

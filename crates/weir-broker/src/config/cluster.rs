@@ -88,6 +88,26 @@ impl fmt::Display for VoterAddress {
     }
 }
 
+/// Parses `cluster.id`: Kafka's text form of a UUID (22 characters of URL-safe
+/// base64, what `kafka-storage random-uuid` prints), not all zeros. As Java's
+/// decoder, which Kafka's format tool uses, the unused low bits of the last
+/// character are not checked: ids such as `MkU3OEVBNTcwNTJENDM2Qk`, common in
+/// Kafka examples, are accepted.
+pub(crate) fn parse_cluster_id(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let base64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if text.len() != 22 || !text.chars().all(base64url) {
+        return Err(
+            "expected 22 characters of URL-safe base64 (a UUID), e.g. from `weir cluster new-id`"
+                .into(),
+        );
+    }
+    if text.chars().all(|c| c == 'A') {
+        return Err("the all-zero id is reserved; use `weir cluster new-id`".into());
+    }
+    Ok(text.to_owned())
+}
+
 /// The voters by node id, as `controller.quorum.voters` lists them.
 pub type QuorumVoters = BTreeMap<NodeId, VoterAddress>;
 

@@ -338,3 +338,20 @@ fn inter_broker_listener_defaults_to_the_first_client_listener() {
     let error = check("inter.broker.listener.name=NOPE\n");
     assert!(error.starts_with("inter.broker.listener.name"), "{error}");
 }
+
+#[test]
+fn cluster_id_takes_kafka_ids_and_refuses_anything_else() {
+    for id in ["MkU3OEVBNTcwNTJENDM2Qk", "wL_HrlhMTH-rvnvcAjsA5w"] {
+        let config = from(&format!("cluster.id={id}\n")).expect(id);
+        assert_eq!(config.cluster_id.as_deref(), Some(id));
+    }
+    for bad in [
+        "short",
+        "MkU3OEVBNTcwNTJENDM2QkXX",
+        "MkU3OEVBNTcwNTJENDM2Q+",
+        "AAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let error = from(&format!("cluster.id={bad}\n")).unwrap_err();
+        assert!(error.contains("cluster.id"), "{bad}: {error}");
+    }
+}

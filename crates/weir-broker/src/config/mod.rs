@@ -137,6 +137,14 @@ pub struct BrokerConfig {
     /// contract's embedded default.
     pub log_dirs: Vec<PathBuf>,
 
+    /// `cluster.id`: the cluster this node belongs to, in Kafka's form (22
+    /// characters of URL-safe base64, e.g. from `weir cluster new-id`). A new data
+    /// directory is formatted with it; one formatted for another cluster refuses
+    /// to start. Kafka sets it with `kafka-storage format -t`. Default: unset, so
+    /// a single node picks a random id and a quorum derives one from its voter
+    /// ids (two clusters with the same voter ids then share it, and nothing stops
+    /// a node of one from talking to the other).
+    pub cluster_id: Option<String>,
     /// `process.roles`: `broker`, `controller` or both. Default: unset, meaning both:
     /// the single-node cluster without voters, a full member of the quorum with them.
     /// A broker-only or controller-only node needs `controller.quorum.voters`.
@@ -326,6 +334,7 @@ impl Default for BrokerConfig {
             }],
             advertised_listeners: None,
             log_dirs: vec![PathBuf::from("./weir-data")],
+            cluster_id: None,
             process_roles: None,
             controller_quorum_voters: QuorumVoters::new(),
             controller_listener_names: vec![DEFAULT_CONTROLLER_LISTENER_NAME.to_owned()],

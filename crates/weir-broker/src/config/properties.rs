@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use weir_types::NodeId;
 
-use super::cluster::{parse_voters, ProcessRoles};
+use super::cluster::{parse_cluster_id, parse_voters, ProcessRoles};
 use super::java_properties::parse_properties;
 use super::{BrokerConfig, CleanupPolicy, CompressionType, ConfigError, ListenerConfig};
 
@@ -225,6 +225,9 @@ impl BrokerConfig {
                     .filter(|d| !d.is_empty())
                     .map(PathBuf::from)
                     .collect()
+            }
+            "cluster.id" => {
+                self.cluster_id = Some(parse_cluster_id(value).map_err(|r| bad(key, value, r))?)
             }
             "process.roles" => {
                 self.process_roles = ProcessRoles::parse(value).map_err(|r| bad(key, value, r))?

@@ -1,5 +1,6 @@
 //! `weir cluster status`: the brokers, the active controller, and the partitions
-//! that need attention, from any Kafka-compatible cluster.
+//! that need attention, from any Kafka-compatible cluster. `weir cluster new-id`:
+//! a fresh cluster id for `cluster.id` (Kafka's `kafka-storage random-uuid`).
 //!
 //! Two admin calls: DescribeCluster (brokers, controller) and Metadata for every
 //! topic, internal ones included (a `__consumer_offsets` partition without a leader
@@ -15,7 +16,8 @@ use super::common::{json_array, outln, print_table, tidy_error, ClusterArgs, Jso
 const EXAMPLES: &str = "\
 Examples:
   weir cluster status
-  weir cluster status -b 127.0.0.1:9092,127.0.0.1:9093 --json";
+  weir cluster status -b 127.0.0.1:9092,127.0.0.1:9093 --json
+  weir server --cluster-id \"$(weir cluster new-id)\" ...";
 
 /// Arguments of `weir cluster`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +38,9 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a new random cluster id, for `weir server --cluster-id` (cluster.id)
+    /// on every node of a new cluster
+    NewId,
 }
 
 /// Runs `weir cluster ...`.
@@ -44,9 +49,15 @@ pub(crate) async fn run(args: ClusterCmdArgs) -> anyhow::Result<()> {
 }
 
 async fn run_inner(args: ClusterCmdArgs) -> anyhow::Result<()> {
+    if let ClusterCommand::NewId = args.command {
+        let id = weir_metadata::uuid::UuidGenerator::from_entropy().next_uuid();
+        outln!("{}", weir_metadata::uuid::to_base64(id));
+        return Ok(());
+    }
     let admin = Admin::new(ClientConfig::new(&args.cluster.bootstrap_server)).await?;
     match args.command {
         ClusterCommand::Status { json } => status(&admin, json).await,
+        ClusterCommand::NewId => Ok(()),
     }
 }
 

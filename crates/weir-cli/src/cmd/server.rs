@@ -42,6 +42,12 @@ pub(crate) struct ServerArgs {
     /// single-node cluster]
     #[arg(long, value_name = "ID@HOST:PORT,...")]
     voters: Option<String>,
+    /// The cluster this node belongs to (cluster.id), e.g. from `weir cluster
+    /// new-id`; give every node the same. A data directory formatted for another
+    /// cluster is refused [default: a random id for a single node, one derived
+    /// from the voter ids for a quorum]
+    #[arg(long, value_name = "ID")]
+    cluster_id: Option<String>,
     /// This broker's rack, for rack-aware replica placement (broker.rack)
     #[arg(long, value_name = "RACK")]
     rack: Option<String>,
@@ -115,6 +121,9 @@ pub(crate) fn load_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(voters) = &args.voters {
         config.apply_overrides([("controller.quorum.voters", voters.as_str())], "--voters")?;
+    }
+    if let Some(id) = &args.cluster_id {
+        config.apply_overrides([("cluster.id", id.as_str())], "--cluster-id")?;
     }
     if let Some(rack) = &args.rack {
         config.apply_overrides([("broker.rack", rack.as_str())], "--rack")?;

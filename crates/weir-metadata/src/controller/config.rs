@@ -109,6 +109,9 @@ pub struct ControllerConfig {
     /// Requests waiting for the controller before callers wait to enqueue.
     /// Default: 1024. Minimum: 1.
     pub queue_capacity: usize,
+    /// The cluster a single node's data directory must belong to (`cluster.id`);
+    /// `None`: a new directory gets a random id. Default: none.
+    pub cluster_id: Option<String>,
     /// Seed of the id generator (topic ids, incarnation ids), for reproducible
     /// tests; `None` seeds from the OS. Default: none.
     pub id_seed: Option<u64>,
@@ -147,6 +150,7 @@ impl Default for ControllerConfig {
             rack: None,
             validator: Arc::new(LogConfigValidator::default()),
             queue_capacity: 1024,
+            cluster_id: None,
             id_seed: None,
             session_timeout: Duration::from_millis(9000),
             auto_leader_rebalance_enable: true,
@@ -172,6 +176,7 @@ impl fmt::Debug for ControllerConfig {
             .field("listeners", &self.listeners)
             .field("rack", &self.rack)
             .field("queue_capacity", &self.queue_capacity)
+            .field("cluster_id", &self.cluster_id)
             .field("id_seed", &self.id_seed)
             .field("session_timeout", &self.session_timeout)
             .field(

@@ -128,7 +128,8 @@ impl Controller {
     /// serving, or from `spawn_blocking`.
     pub fn open(data_dir: &Path, config: ControllerConfig) -> Result<Controller> {
         let store =
-            MetadataStore::open(data_dir, config.node_id)?.with_clock(Arc::clone(&config.clock));
+            MetadataStore::open_in_cluster(data_dir, config.node_id, config.cluster_id.as_deref())?
+                .with_clock(Arc::clone(&config.clock));
         Controller::start(Box::new(store), None, config)
     }
 
