@@ -275,7 +275,16 @@ async fn a_full_disk_fails_produces_with_storage_error_and_loses_nothing() {
         per_partition(ACKS_ALL),
         per_partition(ACKS_ONE)
     );
-    let text = server.log_text();
+    // The server logs the failure as it answers it: the lines may reach us a
+    // moment after the answers did.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut text = server.log_text();
+    while !(text.contains("No space left on device") && text.contains("log directory offline"))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = server.log_text();
+    }
     assert!(
         text.contains("No space left on device"),
         "no ENOSPC in the log:\n{text}"
