@@ -227,6 +227,34 @@ impl Broker<Api> {
 }
 
 impl<S: Service> Broker<S> {
+    /// On a cluster node, waits until the controller unfenced this broker, which
+    /// it does once the broker applied the metadata up to its own registration:
+    /// before that, a restarted node's image is the one it had before it stopped,
+    /// and a client sent to it would hear that it still leads what it led then,
+    /// read only up to the high watermark it had then, and could take an offset
+    /// past that end for out of range (Kafka brokers likewise open their client
+    /// listeners only after this initial catch-up). Connections wait in the
+    /// listen backlog meanwhile. `false` if `shutdown` came first.
+    async fn caught_up(&self, shutdown: &CancellationToken) -> bool {
+        let Some(lifecycle) = self.machinery.as_ref().and_then(|m| m.lifecycle.as_ref()) else {
+            return true;
+        };
+        let mut status = lifecycle.status();
+        if !status.borrow().fenced {
+            return true;
+        }
+        info!(node_id = %self.config.node_id, "catching up with the cluster metadata before serving clients");
+        tokio::select! {
+            caught_up = status.wait_for(|s| !s.fenced) => {
+                if caught_up.is_err() {
+                    tracing::warn!("the broker lifecycle ended before the first unfencing; serving anyway");
+                }
+                true
+            }
+            () = shutdown.cancelled() => false,
+        }
+    }
+
     /// As [`Broker::bind`], with the service built by `make_service` from the config
     /// and the advertised endpoints (tests and embedders plug in their own). Nothing
     /// but the listeners is opened.
@@ -300,14 +328,23 @@ impl<S: Service> Broker<S> {
         let limits = ConnectionLimits::from_config(&self.config);
         let mut serving = JoinSet::new();
         let mut addrs = Vec::with_capacity(self.listeners.len());
-        for listener in self.listeners {
+        let listeners = if self.caught_up(&shutdown).await {
+            self.listeners
+        } else {
+            // Stopped before serving: let the controlled shutdown finish first.
+            stop.cancelled().await;
+            Vec::new()
+        };
+        for listener in listeners {
             addrs.push(listener.local_addr.to_string());
             let (service, limits, stop) = (self.service.clone(), limits.clone(), stop.clone());
             serving.spawn(async move {
                 net::serve(listener.socket, &listener.name, service, limits, stop).await;
             });
         }
-        info!(node_id = %self.config.node_id, "weir broker ready on {}", addrs.join(","));
+        if !addrs.is_empty() {
+            info!(node_id = %self.config.node_id, "weir broker ready on {}", addrs.join(","));
+        }
         let mut failure = None;
         while let Some(joined) = serving.join_next().await {
             if let Err(join_error) = joined {

@@ -433,3 +433,31 @@ fn sigterm_moves_leadership_away_before_the_broker_exits() {
         assert!(p.isr.iter().all(|n| n.get() != victim), "{p:?}");
     }
 }
+
+#[test]
+fn a_restarted_node_serves_clients_only_once_it_caught_up_with_the_metadata() {
+    let mut cluster = TestCluster::start(3, FAST);
+    create_topic(&cluster);
+    let leader = cluster.wait_for_leader(TOPIC, 0, None);
+    cluster.kill_9(leader);
+    let successor = cluster.wait_for_leader(TOPIC, 0, Some(leader));
+    let others: Vec<i32> = cluster.ids().into_iter().filter(|&n| n != leader).collect();
+    let current = cluster
+        .describe(TOPIC, &others)
+        .expect("the others describe the topic");
+    cluster.restart(leader);
+    // The first answer after the ready line: its image from before the kill named
+    // itself leader; it must not be serving that any more.
+    let seen = cluster
+        .describe_on(leader, TOPIC)
+        .expect("the restarted node answers");
+    assert_eq!(
+        seen.partitions[0].leader.map(|l| l.get()),
+        Some(successor),
+        "{seen:?}"
+    );
+    assert!(
+        seen.partitions[0].leader_epoch >= current.partitions[0].leader_epoch,
+        "{seen:?} vs {current:?}"
+    );
+}
