@@ -28,7 +28,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use weir_client::admin::{PartitionDescription, TopicDescription};
+use weir_client::admin::TopicDescription;
 use weir_client::{Admin, ClientConfig, Connection, ConnectionConfig};
 use weir_protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
@@ -421,29 +421,7 @@ impl TestCluster {
             conn.send(request).await.ok()
         })?;
         let t = response.topics.into_iter().next()?;
-        if t.error_code != 0 {
-            return None;
-        }
-        let ids = |v: Vec<i32>| v.into_iter().map(NodeId).collect::<Vec<_>>();
-        let mut partitions: Vec<PartitionDescription> = t
-            .partitions
-            .into_iter()
-            .map(|p| PartitionDescription {
-                partition: p.partition_index,
-                leader: (p.leader_id >= 0).then_some(NodeId(p.leader_id)),
-                leader_epoch: p.leader_epoch,
-                replicas: ids(p.replica_nodes),
-                isr: ids(p.isr_nodes),
-                offline_replicas: ids(p.offline_replicas),
-            })
-            .collect();
-        partitions.sort_by_key(|p| p.partition);
-        Some(TopicDescription {
-            name: t.name.unwrap_or_default(),
-            topic_id: t.topic_id,
-            is_internal: t.is_internal,
-            partitions,
-        })
+        weir_client::admin::describe_metadata_topic(t).1.ok()
     }
 
     /// Waits until every running node, asked directly, names the same leader and

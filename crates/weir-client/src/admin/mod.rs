@@ -248,7 +248,7 @@ impl Admin {
             .topics
             .into_iter()
             .filter(|t| include_internal || !t.is_internal)
-            .filter_map(|t| describe(t).1.ok())
+            .filter_map(|t| describe_metadata_topic(t).1.ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -261,7 +261,11 @@ impl Admin {
     ) -> Result<ItemResults<String, TopicDescription>> {
         self.retry_items(names.to_vec(), |pending| async move {
             let resp = self.metadata(Some(pending)).await?;
-            Ok(resp.topics.into_iter().map(describe).collect())
+            Ok(resp
+                .topics
+                .into_iter()
+                .map(describe_metadata_topic)
+                .collect())
         })
         .await
     }
@@ -584,8 +588,10 @@ fn group_by_target(resources: &[ConfigResource]) -> Vec<(Option<NodeId>, Vec<Con
     groups
 }
 
-/// A Metadata topic as a description, or its error.
-fn describe(
+/// A topic of a Metadata response as a description, or its error: for callers
+/// that send Metadata themselves (to one chosen broker, say) and want what
+/// [`Admin::describe_topics`] returns.
+pub fn describe_metadata_topic(
     t: weir_protocol::messages::metadata::MetadataResponseTopic,
 ) -> (String, Result<TopicDescription>) {
     let name = t.name.unwrap_or_default();
