@@ -53,6 +53,7 @@ fn consumer_at(offset: i64, epoch: i32) -> (FetchParams, FetchPartition) {
             max_bytes: 1 << 20,
             isolation_level: IsolationLevel::ReadUncommitted,
             replica_id: -1,
+            follower_reads: false,
         },
         FetchPartition {
             topic: "t".into(),
@@ -60,6 +61,7 @@ fn consumer_at(offset: i64, epoch: i32) -> (FetchParams, FetchPartition) {
             fetch_offset: Offset(offset),
             partition_max_bytes: 1 << 20,
             current_leader_epoch: LeaderEpoch(epoch),
+            same_rack_replicas: Vec::new(),
         },
     )
 }
@@ -517,4 +519,75 @@ async fn a_refused_isr_change_is_proposed_again_only_after_a_backoff() {
     // Once the controller accepts, a later proposal adds node 3.
     *c.controller.refuse.lock().unwrap() = None;
     until("node 3 in the ISR", || c.status(1).isr == nodes(&[1, 2, 3])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_read_from_followers_and_the_leader_points_them_to_their_rack() {
+    let c = three_nodes(Duration::from_secs(60), &[1, 2, 3], vec![]).await;
+    let leader = c.node(1).replicas.clone();
+    in_time(leader.append("t", 0, batch(3, 0), Acks::All, LONG))
+        .await
+        .expect("replicated");
+    until("the followers learnt the high watermark", || {
+        c.status(2).high_watermark == Offset(3) && c.status(3).high_watermark == Offset(3)
+    })
+    .await;
+    let (mut params, mut p) = consumer_at(0, 0);
+    let follower = c.node(2).replicas.clone();
+    // Before v11 (no client metadata) a follower refuses consumers, as in Kafka.
+    let got = follower.fetch(params, vec![p.clone()]).await.remove(0);
+    assert_eq!(got.error, ErrorCode::NotLeaderOrFollower);
+    // From v11 on it serves them up to its high watermark.
+    params.follower_reads = true;
+    let got = follower.fetch(params, vec![p.clone()]).await.remove(0);
+    assert_eq!(got.error, ErrorCode::None);
+    assert_eq!(got.high_watermark, Offset(3));
+    assert!(!got.records.is_empty(), "{got:?}");
+
+    // The leader sends a consumer of follower 2's rack there, with no records
+    // and without waiting for min_bytes.
+    p.same_rack_replicas = vec![NodeId(2)];
+    let waiting = FetchParams {
+        max_wait: Duration::from_secs(30),
+        min_bytes: 1 << 20,
+        ..params
+    };
+    let got = tokio::time::timeout(
+        Duration::from_secs(10),
+        leader.fetch(waiting, vec![p.clone()]),
+    )
+    .await
+    .expect("a redirect is answered at once")
+    .remove(0);
+    assert_eq!(got.preferred_read_replica, Some(NodeId(2)));
+    assert!(got.records.is_empty());
+    assert_eq!(got.high_watermark, Offset(3));
+    // Of two candidates as far along, the lower id.
+    p.same_rack_replicas = vec![NodeId(3), NodeId(2)];
+    let got = leader.fetch(params, vec![p.clone()]).await.remove(0);
+    assert_eq!(got.preferred_read_replica, Some(NodeId(2)));
+    // Never one that lacks the fetch offset.
+    c.stop(3).await;
+    in_time(leader.append("t", 0, batch(1, 1), Acks::Leader, LONG))
+        .await
+        .expect("acks=1");
+    until("node 2 has offset 3", || {
+        c.status(2).log_end_offset == Offset(4)
+    })
+    .await;
+    p.same_rack_replicas = vec![NodeId(3)];
+    p.fetch_offset = Offset(4);
+    let got = leader.fetch(params, vec![p.clone()]).await.remove(0);
+    assert_eq!(
+        got.preferred_read_replica, None,
+        "node 3 never got offset 4: the leader serves the consumer itself"
+    );
+    // A follower outside the ISR is never chosen.
+    c.publish(&[leader_change(1, &[1, 3])]).await;
+    p.current_leader_epoch = LeaderEpoch(-1);
+    p.same_rack_replicas = vec![NodeId(2)];
+    p.fetch_offset = Offset(0);
+    let got = leader.fetch(params, vec![p]).await.remove(0);
+    assert_eq!(got.preferred_read_replica, None);
+    assert_eq!(got.error, ErrorCode::None);
 }

@@ -23,6 +23,7 @@ fn at(offset: i64, epoch: i32) -> FetchPartition {
         fetch_offset: Offset(offset),
         partition_max_bytes: 1 << 20,
         current_leader_epoch: LeaderEpoch(epoch),
+        same_rack_replicas: Vec::new(),
     }
 }
 

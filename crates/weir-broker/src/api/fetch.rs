@@ -13,6 +13,11 @@
 //!   fetch that may wait is answered as [`Handled::Later`], so the connection keeps
 //!   reading; one that may not (`max_wait_ms` or `min_bytes` at most 0) is answered
 //!   inline.
+//! - Fetching from followers (KIP-392): a consumer's v11+ fetch may be served by
+//!   a follower (up to its high watermark). With `replica.selector.class` set to
+//!   Kafka's rack-aware selector, the leader answers a consumer whose `rack_id`
+//!   names another rack with a preferred read replica in that rack, when one is
+//!   in sync and has the offset (see the replica layer).
 //! - Fetch sessions (KIP-227): Weir creates none. A full fetch (session id 0) is
 //!   answered with session id 0, which tells the client no session exists, so it
 //!   keeps sending full fetches: legal and what Kafka does when its session cache is
@@ -57,8 +62,12 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
     } else {
         request.replica_id
     };
-    // Topic ids need the image, and so does checking a follower's claim.
-    let image = if version >= 13 || replica_id >= 0 {
+    // A consumer's rack, when the leader should send it to a follower there.
+    let client_rack = (version >= 11 && replica_id < 0 && state.config.replica_selector_rack_aware)
+        .then_some(request.rack_id.as_str())
+        .filter(|rack| !rack.is_empty());
+    // Topic ids need the image, and so do checking a follower's claim and racks.
+    let image = if version >= 13 || replica_id >= 0 || client_rack.is_some() {
         Some(state.served_image().await)
     } else {
         None
@@ -90,12 +99,17 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
                         return (p.partition, Err(ErrorCode::NotLeaderOrFollower));
                     }
                 }
+                let same_rack_replicas = match (&image, client_rack) {
+                    (Some(image), Some(rack)) => same_rack(state, image, name, p.partition, rack),
+                    _ => Vec::new(),
+                };
                 wanted.push(FetchPartition {
                     topic: name.clone(),
                     partition: p.partition,
                     fetch_offset: Offset(p.fetch_offset),
                     partition_max_bytes: non_negative(p.partition_max_bytes),
                     current_leader_epoch: LeaderEpoch(p.current_leader_epoch),
+                    same_rack_replicas,
                 });
                 (p.partition, Ok(wanted.len() - 1))
             })
@@ -123,6 +137,9 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
         max_bytes: non_negative(request.max_bytes),
         isolation_level: isolation,
         replica_id,
+        // Kafka's client metadata comes with v11: such a consumer may read from
+        // a follower.
+        follower_reads: version >= 11 && replica_id < 0,
     };
     let replicas = state.replicas.clone();
     if params.max_wait.is_zero() || params.min_bytes == 0 {
@@ -142,6 +159,37 @@ pub(super) async fn handle(state: &ApiState, request: FetchRequest, version: i16
         };
         Response::Fetch(respond(slots, fetched, isolation))
     }))
+}
+
+/// The other replicas of a partition in the consumer's `rack`, unless this
+/// broker is in that rack itself (then it serves the consumer, as Kafka's
+/// rack-aware selector prefers the leader in the consumer's rack).
+fn same_rack(
+    state: &ApiState,
+    image: &weir_metadata::MetadataImage,
+    topic: &str,
+    partition: i32,
+    rack: &str,
+) -> Vec<weir_types::NodeId> {
+    let in_rack = |id: weir_types::NodeId| {
+        image
+            .broker(id)
+            .is_some_and(|b| b.rack.as_deref() == Some(rack))
+    };
+    let me = state.node_id();
+    if in_rack(me) {
+        return Vec::new();
+    }
+    image
+        .partition(topic, partition)
+        .map(|p| {
+            p.replicas
+                .iter()
+                .copied()
+                .filter(|r| *r != me && in_rack(*r))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The top-level error for a session we cannot serve, if any.
@@ -207,6 +255,7 @@ fn partition_data(
             log_start_offset: p.log_start_offset.get(),
             aborted_transactions: aborted,
             records: Some(p.records),
+            preferred_read_replica: p.preferred_read_replica.map_or(-1, |r| r.get()),
             ..PartitionData::default()
         },
         Err(code) => PartitionData {

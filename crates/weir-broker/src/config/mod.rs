@@ -167,6 +167,13 @@ pub struct BrokerConfig {
     /// `broker.rack`: this broker's rack, for rack-aware placement of replicas.
     /// Default: unset (placement ignores racks).
     pub broker_rack: Option<String>,
+    /// `replica.selector.class`: how a leader picks the replica a consumer should
+    /// fetch from (KIP-392). Kafka's `RackAwareReplicaSelector` (its class name,
+    /// or that short name) sends a consumer whose `client.rack` is another rack
+    /// than the leader's to an in-sync follower of its own rack. Default: unset,
+    /// consumers fetch from the leader (they may still be sent to followers by
+    /// hand: any follower serves Fetch v11+ up to its high watermark).
+    pub replica_selector_rack_aware: bool,
     /// `broker.session.timeout.ms`: the controller fences a broker that has not
     /// heartbeated for this long. Default: 9000, Kafka's.
     pub broker_session_timeout_ms: u64,
@@ -340,6 +347,7 @@ impl Default for BrokerConfig {
             controller_listener_names: vec![DEFAULT_CONTROLLER_LISTENER_NAME.to_owned()],
             inter_broker_listener_name: None,
             broker_rack: None,
+            replica_selector_rack_aware: false,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
             controlled_shutdown_enable: true,

@@ -11,6 +11,9 @@ use super::cluster::{parse_cluster_id, parse_voters, ProcessRoles};
 use super::java_properties::parse_properties;
 use super::{BrokerConfig, CleanupPolicy, CompressionType, ConfigError, ListenerConfig};
 
+/// Kafka's rack-aware replica selector, the one `replica.selector.class` Weir has.
+const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 /// What [`BrokerConfig::set`] did with a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
@@ -243,6 +246,19 @@ impl BrokerConfig {
                 self.inter_broker_listener_name = listener_names(key, value)?.into_iter().next()
             }
             "broker.rack" => self.broker_rack = (!value.is_empty()).then(|| value.to_owned()),
+            "replica.selector.class" => {
+                self.replica_selector_rack_aware = match value.trim() {
+                    "" => false,
+                    RACK_AWARE_SELECTOR | "RackAwareReplicaSelector" => true,
+                    _ => {
+                        return Err(bad(
+                            key,
+                            value,
+                            format!("the only selector is {RACK_AWARE_SELECTOR}; leave it unset to fetch from leaders"),
+                        ))
+                    }
+                }
+            }
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = scaled(key, value, 1)?,
             "broker.heartbeat.interval.ms" => {
                 self.broker_heartbeat_interval_ms = scaled(key, value, 1)?

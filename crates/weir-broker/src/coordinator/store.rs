@@ -114,6 +114,7 @@ impl OffsetsLog for ReplicaLog {
                 max_bytes: READ_MAX_BYTES,
                 isolation_level: IsolationLevel::ReadUncommitted,
                 replica_id: -1,
+                follower_reads: false,
             };
             let request = FetchPartition {
                 topic: OFFSETS_TOPIC.to_owned(),
@@ -121,6 +122,7 @@ impl OffsetsLog for ReplicaLog {
                 fetch_offset: Offset(from),
                 partition_max_bytes: READ_MAX_BYTES,
                 current_leader_epoch: LeaderEpoch(-1),
+                same_rack_replicas: Vec::new(),
             };
             let fetched = self.replicas.fetch(params, vec![request]).await;
             let Some(p) = fetched.into_iter().next() else {

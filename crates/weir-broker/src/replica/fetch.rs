@@ -15,6 +15,12 @@
 //! partitions wakes it (see [`super::delayed`]) and enough data is there, or until
 //! `max_wait` passes, or until the broker shuts down; then it reads again and
 //! answers. Waiting holds no lock and no buffer.
+//!
+//! Fetching from followers (KIP-392): a consumer's Fetch v11+ may go to a follower,
+//! which serves it up to its own high watermark. With a rack-aware
+//! `replica.selector.class`, the leader answers a consumer in another rack with
+//! the most caught-up in-sync follower of the consumer's rack as its preferred
+//! read replica, and no records; the consumer then fetches there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +28,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use weir_types::{ErrorCode, LeaderEpoch, Offset};
+use weir_types::{ErrorCode, LeaderEpoch, NodeId, Offset};
 
 use super::error::{ReplicaError, Result};
 use super::manager::ReplicaManager;
-use super::partition::{Partition, State};
+use super::partition::{Partition, Role, State};
 
 /// Longest a fetch may wait, whatever `max_wait_ms` says: a bound on how long a
 /// request (and its connection slot) can be held.
@@ -68,6 +74,10 @@ pub struct FetchParams {
     pub isolation_level: IsolationLevel,
     /// The fetching replica's node id, or -1 for a consumer.
     pub replica_id: i32,
+    /// A consumer that may read from a follower (Fetch v11+, which carries
+    /// Kafka's client metadata): a follower serves it up to its own high
+    /// watermark instead of answering NOT_LEADER_OR_FOLLOWER (KIP-392).
+    pub follower_reads: bool,
 }
 
 /// One partition of a fetch request.
@@ -84,6 +94,11 @@ pub struct FetchPartition {
     pub partition_max_bytes: usize,
     /// The leader epoch the client believes current, or -1 to skip the check.
     pub current_leader_epoch: LeaderEpoch,
+    /// Followers in the consumer's rack when this broker is not
+    /// (`replica.selector.class` rack-aware, KIP-392): the leader names the most
+    /// caught-up of those in the ISR as the preferred read replica instead of
+    /// answering with records. Empty: read here.
+    pub same_rack_replicas: Vec<NodeId>,
 }
 
 /// One partition of a fetch response.
@@ -99,6 +114,9 @@ pub struct FetchedPartition {
     pub log_start_offset: Offset,
     /// Whole batches, verbatim; empty when none.
     pub records: Bytes,
+    /// The follower the consumer should fetch from instead (KIP-392); no records
+    /// then.
+    pub preferred_read_replica: Option<NodeId>,
 }
 
 impl FetchedPartition {
@@ -109,6 +127,7 @@ impl FetchedPartition {
             last_stable_offset: Offset(-1),
             log_start_offset: Offset(-1),
             records: Bytes::new(),
+            preferred_read_replica: None,
         }
     }
 }
@@ -186,7 +205,8 @@ impl ReplicaManager {
 }
 
 /// Reads every partition once: the results, the record bytes read, and whether a
-/// partition failed (which answers the fetch at once, as in Kafka).
+/// partition failed or was redirected to a follower (either answers the fetch at
+/// once, as in Kafka).
 fn read_all(
     params: &FetchParams,
     partitions: &[FetchPartition],
@@ -210,6 +230,8 @@ fn read_all(
         };
         match read {
             Ok(fetched) => {
+                // A redirect is answered at once too, as in Kafka.
+                failed |= fetched.preferred_read_replica.is_some();
                 let n = fetched.records.len();
                 if n > 0 {
                     min_one = false;
@@ -227,6 +249,32 @@ fn read_all(
     (results, total, failed)
 }
 
+/// The follower a consumer's fetch should go to instead of this leader (Kafka's
+/// `findPreferredReadReplica` with the rack-aware selector): among the followers
+/// in its rack, those in the ISR that already have the fetch offset, the one
+/// furthest along (the lowest id on a tie). A follower outside the ISR may lag
+/// indefinitely, and one without the offset would answer nothing.
+fn preferred_read_replica(
+    state: &State,
+    request: &FetchPartition,
+    params: &FetchParams,
+) -> Option<NodeId> {
+    if params.replica_id >= 0 || state.role != Role::Leader || request.same_rack_replicas.is_empty()
+    {
+        return None;
+    }
+    request
+        .same_rack_replicas
+        .iter()
+        .filter(|id| state.isr.contains(id))
+        .filter_map(|id| {
+            let remote = state.replication.remotes.get(id)?;
+            (remote.leo >= request.fetch_offset).then_some((remote.leo, *id))
+        })
+        .max_by(|(a, a_id), (b, b_id)| a.cmp(b).then(b_id.cmp(a_id)))
+        .map(|(_, id)| id)
+}
+
 impl Partition {
     /// One partition's read for a fetch.
     fn read_for_fetch(
@@ -237,11 +285,25 @@ impl Partition {
         params: &FetchParams,
     ) -> Result<FetchedPartition> {
         let state = self.read()?;
-        self.check_fetchable(&state, request.current_leader_epoch)?;
+        if params.follower_reads && params.replica_id < 0 && state.role == Role::Follower {
+            check_leader_epoch(request.current_leader_epoch, state.leader_epoch)?;
+        } else {
+            self.check_fetchable(&state, request.current_leader_epoch)?;
+        }
         let log = self.log(&state)?;
         let high_watermark = log.high_watermark();
         // No transactions yet: nothing is unstable, the LSO is the high watermark.
         let last_stable_offset = high_watermark;
+        if let Some(replica) = preferred_read_replica(&state, request, params) {
+            return Ok(FetchedPartition {
+                error: ErrorCode::None,
+                high_watermark,
+                last_stable_offset,
+                log_start_offset: log.log_start_offset(),
+                records: Bytes::new(),
+                preferred_read_replica: Some(replica),
+            });
+        }
         let max_offset = if params.replica_id >= 0 {
             None
         } else {
@@ -259,6 +321,7 @@ impl Partition {
             last_stable_offset,
             log_start_offset: info.log_start_offset,
             records: info.records,
+            preferred_read_replica: None,
         })
     }
 

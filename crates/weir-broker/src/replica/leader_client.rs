@@ -156,6 +156,7 @@ impl LeaderClient for InMemoryLeaders {
                 max_bytes: request.max_bytes,
                 isolation_level: IsolationLevel::ReadUncommitted,
                 replica_id: request.replica_id.get(),
+                follower_reads: false,
             };
             let fetched = m.fetch(params, request.partitions).await;
             // Cut off while the fetch waited: the answer is lost, as over a

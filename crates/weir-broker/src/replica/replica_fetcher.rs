@@ -210,6 +210,7 @@ impl ReplicaManager {
                     fetch_offset: v.log_end_offset,
                     partition_max_bytes: config.replica_fetch_max_bytes,
                     current_leader_epoch: v.leader_epoch,
+                    same_rack_replicas: Vec::new(),
                 })
                 .collect(),
         };

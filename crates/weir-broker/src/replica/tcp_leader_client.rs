@@ -253,6 +253,7 @@ impl LeaderClient for TcpLeaderClient {
                             last_stable_offset: Offset(d.last_stable_offset),
                             log_start_offset: Offset(d.log_start_offset),
                             records: d.records.clone().unwrap_or_default(),
+                            preferred_read_replica: None,
                         },
                         _ => FetchedPartition {
                             error: if top == ErrorCode::None {
@@ -264,6 +265,7 @@ impl LeaderClient for TcpLeaderClient {
                             last_stable_offset: Offset(-1),
                             log_start_offset: Offset(-1),
                             records: Bytes::new(),
+                            preferred_read_replica: None,
                         },
                     }
                 })

@@ -91,6 +91,7 @@ pub fn consumer(max_wait: Duration, min_bytes: usize) -> FetchParams {
         max_bytes: 50 << 20,
         isolation_level: IsolationLevel::ReadUncommitted,
         replica_id: -1,
+        follower_reads: false,
     }
 }
 
@@ -101,6 +102,7 @@ pub fn at(topic: &str, partition: i32, offset: i64) -> FetchPartition {
         fetch_offset: Offset(offset),
         partition_max_bytes: 1 << 20,
         current_leader_epoch: LeaderEpoch(-1),
+        same_rack_replicas: Vec::new(),
     }
 }
 
