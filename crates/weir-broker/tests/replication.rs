@@ -582,7 +582,8 @@ async fn consumers_read_from_followers_and_the_leader_points_them_to_their_rack(
         got.preferred_read_replica, None,
         "node 3 never got offset 4: the leader serves the consumer itself"
     );
-    // A follower outside the ISR is never chosen.
+    // A follower outside the ISR is never chosen (cut off, so it cannot rejoin).
+    c.node(2).gate.blocked.store(true, Ordering::SeqCst);
     c.publish(&[leader_change(1, &[1, 3])]).await;
     p.current_leader_epoch = LeaderEpoch(-1);
     p.same_rack_replicas = vec![NodeId(2)];
