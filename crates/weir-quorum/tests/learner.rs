@@ -167,3 +167,21 @@ async fn an_unregistered_broker_leaves_the_learners() {
     c.create_topic("after-removal", 1).await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_that_joins_after_a_purge_catches_up_by_snapshot() {
+    let mut c = Cluster::start(3, 5).await;
+    let mut last = None;
+    for i in 0..20 {
+        last = Some(c.create_topic(&format!("t{i}"), 100 + i).await);
+    }
+    let last = last.expect("created");
+    c.start_learner(NodeId(4)).await;
+    let image = c.converged(last.offset().get()).await;
+    assert_eq!(image.topic_count(), 20);
+    assert_eq!(
+        *c.nodes[&NodeId(4)].image(),
+        *c.nodes[&c.leader().await].image()
+    );
+    c.shutdown().await;
+}
