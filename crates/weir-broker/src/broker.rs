@@ -10,12 +10,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
-use weir_metadata::{BrokerLifecycle, Controller, ControllerConfig};
+use weir_metadata::{BrokerLifecycle, Controller};
 use weir_quorum::Quorum;
 use weir_types::SystemClock;
 
 use crate::api::{Api, ApiState, ProducerIds};
-use crate::cluster::{self, blocking};
+use crate::cluster::{self, blocking, LearnerListener, QuorumSocket};
 use crate::config::BrokerConfig;
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator, ReplicaLog};
 use crate::net::{self, ConnectionLimits, Service};
@@ -46,13 +46,13 @@ impl fmt::Display for Endpoint {
 
 /// A listener socket bound to its configured address.
 #[derive(Debug)]
-struct BoundListener {
+pub(crate) struct BoundListener {
     /// The listener's name from `listeners`.
-    name: String,
+    pub(crate) name: String,
     /// The socket, already listening, so the port is known before serving starts.
-    socket: TcpListener,
+    pub(crate) socket: TcpListener,
     /// The address actually bound (the real port when the config said 0).
-    local_addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
 }
 
 /// A broker: validated configuration, bound listeners and the [`Service`] that
@@ -106,6 +106,11 @@ impl Broker<Api> {
     /// metadata names is served from the start.
     pub async fn bind(config: BrokerConfig) -> Result<Self, BrokerError> {
         config.validate()?;
+        if !config.roles().broker {
+            return Err(BrokerError::Unsupported(
+                "process.roles=controller runs no broker: start it as a ControllerNode".into(),
+            ));
+        }
         let (config, bound, endpoints) = bind_listeners(config).await?;
         let listeners = bound.clients;
         let data_dir = config.log_dirs[0].clone();
@@ -119,25 +124,11 @@ impl Broker<Api> {
                 security_protocol: 0,
             })
             .collect();
-        let controller_config = ControllerConfig {
-            node_id: config.node_id,
-            num_partitions: config.num_partitions,
-            default_replication_factor: config.default_replication_factor,
-            delete_topic_enable: config.delete_topic_enable,
-            listeners: registered.clone(),
-            rack: config.broker_rack.clone(),
-            cluster_id: config.cluster_id.clone(),
-            auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
-            leader_imbalance_check_interval: Duration::from_secs(
-                config.leader_imbalance_check_interval_seconds.max(1),
-            ),
-            leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
-            ..ControllerConfig::default()
-        };
+        let controller_config = cluster::controller_config(&config, registered.clone());
         let plane = cluster::start_control_plane(
             &config,
             data_dir.clone(),
-            bound.controller.map(|l| l.socket),
+            bound.quorum,
             controller_config,
         )
         .await?;
@@ -384,7 +375,8 @@ impl Machinery {
 /// Binds every listener of `config` and works out the endpoints to advertise.
 /// The controller listener (when the node has one) is bound here too but kept apart:
 /// it carries quorum and controller traffic only and is never served to Kafka
-/// clients nor advertised to them.
+/// clients nor advertised to them. A broker-only cluster node binds its learner
+/// listener instead (see [`LearnerListener`]).
 async fn bind_listeners(
     config: BrokerConfig,
 ) -> Result<(Arc<BrokerConfig>, BoundListeners, Vec<Endpoint>), BrokerError> {
@@ -398,14 +390,14 @@ async fn bind_listeners(
     };
     let config = Arc::new(config);
     let endpoints = advertised_endpoints(&config, &clients);
-    Ok((
-        config,
-        BoundListeners {
-            clients,
-            controller,
-        },
-        endpoints,
-    ))
+    let quorum = match controller {
+        Some(listener) => Some(QuorumSocket::Voter(listener.socket)),
+        None if !config.is_single_node() => Some(QuorumSocket::Learner(
+            LearnerListener::bind(&config, &endpoints).await?,
+        )),
+        None => None,
+    };
+    Ok((config, BoundListeners { clients, quorum }, endpoints))
 }
 
 /// What [`bind_listeners`] bound.
@@ -413,12 +405,14 @@ async fn bind_listeners(
 struct BoundListeners {
     /// The Kafka client listeners, in `listeners` order.
     clients: Vec<BoundListener>,
-    /// The controller listener of a node in a quorum.
-    controller: Option<BoundListener>,
+    /// How a cluster node takes part in the quorum (`None` on a single node).
+    quorum: Option<QuorumSocket>,
 }
 
 /// Binds one listener, so its real port is known before anything is served.
-async fn bind_one(listener: &crate::config::ListenerConfig) -> Result<BoundListener, BrokerError> {
+pub(crate) async fn bind_one(
+    listener: &crate::config::ListenerConfig,
+) -> Result<BoundListener, BrokerError> {
     let bind_error = |source| BrokerError::Bind {
         listener: listener.to_string(),
         source,

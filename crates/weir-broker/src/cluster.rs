@@ -34,12 +34,101 @@ pub(crate) struct ControlPlane {
     pub(crate) quorum: Option<Quorum>,
 }
 
+/// Where a broker-only node receives the metadata log.
+///
+/// Kafka's broker-only nodes fetch the metadata log from the controllers, so they
+/// need no listener for it; openraft's leader pushes the log to learners instead.
+/// Rather than a new listener name (Kafka refuses a controller listener on a
+/// broker-only node, and its configs would need one more entry per broker), the
+/// node binds an ephemeral port on the host of its inter-broker listener — the
+/// interface other cluster nodes already reach it on — and hands the address to
+/// the leader each time it joins, so a new port after a restart is fine. The host
+/// it advertises is the inter-broker listener's advertised one, else the bound IP.
+#[derive(Debug)]
+pub(crate) struct LearnerListener {
+    /// The bound socket, served by the quorum's controller-plane server.
+    pub(crate) socket: TcpListener,
+    /// `host:port` the leader dials.
+    pub(crate) address: String,
+}
+
+impl LearnerListener {
+    /// Binds the learner's listener for `config`, advertised per `endpoints` (the
+    /// node's advertised client endpoints).
+    pub(crate) async fn bind(
+        config: &BrokerConfig,
+        endpoints: &[crate::Endpoint],
+    ) -> Result<LearnerListener, BrokerError> {
+        let name = config.inter_broker_listener_name();
+        let bind_host = config
+            .client_listeners()
+            .find(|l| l.name == name)
+            .or_else(|| config.client_listeners().next())
+            .map_or("127.0.0.1", |l| l.bind_host())
+            .to_owned();
+        let bind_error = |source| BrokerError::Bind {
+            listener: format!("metadata learner listener on {bind_host}:0"),
+            source,
+        };
+        let socket = TcpListener::bind((bind_host.as_str(), 0))
+            .await
+            .map_err(bind_error)?;
+        let local = socket.local_addr().map_err(bind_error)?;
+        let advertised = endpoints
+            .iter()
+            .find(|e| e.listener == name)
+            .map(|e| e.host.clone())
+            .filter(|h| !matches!(h.as_str(), "" | "0.0.0.0" | "::"));
+        let host = advertised.unwrap_or_else(|| local.ip().to_string());
+        let address = if host.contains(':') {
+            format!("[{host}]:{}", local.port())
+        } else {
+            format!("{host}:{}", local.port())
+        };
+        tracing::info!(%local, %address, "metadata learner listener bound");
+        Ok(LearnerListener { socket, address })
+    }
+}
+
+/// How this node takes part in the quorum: the controller listener of a voter, or
+/// the listener of a learner.
+#[derive(Debug)]
+pub(crate) enum QuorumSocket {
+    /// A voter's controller listener.
+    Voter(TcpListener),
+    /// A broker-only node's learner listener.
+    Learner(LearnerListener),
+}
+
+/// The controller settings of `config`, registering `listeners` (used on a single
+/// node only; cluster brokers register through their lifecycle).
+pub(crate) fn controller_config(
+    config: &BrokerConfig,
+    listeners: Vec<weir_metadata::Endpoint>,
+) -> ControllerConfig {
+    ControllerConfig {
+        node_id: config.node_id,
+        num_partitions: config.num_partitions,
+        default_replication_factor: config.default_replication_factor,
+        delete_topic_enable: config.delete_topic_enable,
+        listeners,
+        rack: config.broker_rack.clone(),
+        cluster_id: config.cluster_id.clone(),
+        auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval: Duration::from_secs(
+            config.leader_imbalance_check_interval_seconds.max(1),
+        ),
+        leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
+        ..ControllerConfig::default()
+    }
+}
+
 /// Starts the controller: over the local metadata log on a single node, over the
-/// Raft quorum bound to `controller_socket` otherwise.
+/// Raft quorum on `socket` otherwise (as a voter or a learner).
 pub(crate) async fn start_control_plane(
     config: &BrokerConfig,
     data_dir: PathBuf,
-    controller_socket: Option<TcpListener>,
+    socket: Option<QuorumSocket>,
     mut controller_config: ControllerConfig,
 ) -> Result<ControlPlane, BrokerError> {
     if config.is_single_node() {
@@ -51,24 +140,22 @@ pub(crate) async fn start_control_plane(
             quorum: None,
         });
     }
-    if !config.roles().broker {
-        return Err(BrokerError::Unsupported(
-            "a controller-only node (process.roles=controller) is not supported yet: give \
-             every node both roles (process.roles=broker,controller) and a client listener"
-                .into(),
-        ));
-    }
-    let socket = match (config.roles().controller, controller_socket) {
-        (true, Some(socket)) => socket,
+    let mut quorum_config = quorum_config(config, data_dir);
+    let socket = match socket {
+        Some(QuorumSocket::Voter(socket)) if config.roles().controller => socket,
+        Some(QuorumSocket::Learner(learner)) if !config.roles().controller => {
+            quorum_config.learner_address = Some(learner.address);
+            learner.socket
+        }
         _ => {
-            return Err(BrokerError::Unsupported(
-                "a broker-only node (process.roles=broker) is not supported yet: give every \
-                 node the controller role and a CONTROLLER listener"
-                    .into(),
-            ))
+            return Err(BrokerError::Unsupported(format!(
+                "process.roles={}: a voter needs its controller listener and a broker-only \
+                 node its learner listener",
+                config.roles()
+            )))
         }
     };
-    let quorum = Quorum::start(quorum_config(config, data_dir), socket)
+    let quorum = Quorum::start(quorum_config, socket)
         .await
         .map_err(BrokerError::Quorum)?;
     // In a cluster the broker registers itself through `BrokerLifecycle`, like any

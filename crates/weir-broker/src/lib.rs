@@ -17,6 +17,7 @@ pub mod api;
 mod broker;
 mod cluster;
 pub mod config;
+mod controller_node;
 pub mod coordinator;
 mod error;
 pub mod net;
@@ -24,4 +25,5 @@ pub mod replica;
 
 pub use broker::{Broker, Endpoint};
 pub use config::BrokerConfig;
+pub use controller_node::ControllerNode;
 pub use error::BrokerError;

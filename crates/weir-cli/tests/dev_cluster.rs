@@ -29,6 +29,11 @@ impl DevCluster {
     /// Starts `weir dev-cluster --brokers N --base-port 0 --data-dir DIR` and waits
     /// for its bootstrap line.
     fn start(n: u32, dir: &Path) -> DevCluster {
+        DevCluster::start_with(n, &[], dir)
+    }
+
+    /// [`DevCluster::start`] with more arguments.
+    fn start_with(n: u32, extra: &[&str], dir: &Path) -> DevCluster {
         let mut child = weir()
             .args([
                 "dev-cluster",
@@ -37,6 +42,7 @@ impl DevCluster {
                 "--base-port",
                 "0",
             ])
+            .args(extra)
             .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", "info,openraft=warn")
@@ -152,6 +158,73 @@ fn starts_n_nodes_prints_bootstrap_and_ctrl_c_stops_them_all() {
         let log = dir.path().join(format!("node-{id}")).join("server.log");
         let text = std::fs::read_to_string(&log).expect("server.log");
         assert!(text.contains("weir broker stopped"), "node {id}:\n{text}");
+    }
+}
+
+#[test]
+fn dedicated_controllers_serve_broker_only_nodes_and_stop_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cluster = DevCluster::start_with(2, &["--controllers", "3"], dir.path());
+    assert_eq!(cluster.bootstrap.len(), 2, "{:?}", cluster.bootstrap);
+    assert_eq!(
+        cluster.pids.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let status = run(
+        &["cluster", "status", "--json", "-b", &cluster.bootstrap[0]],
+        "",
+    )
+    .ok()
+    .stdout;
+    let status: serde_json::Value = serde_json::from_str(status.trim()).expect("JSON");
+    let ids: Vec<i64> = status["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .filter_map(|b| b["id"].as_i64())
+        .collect();
+    assert_eq!(
+        ids,
+        [1, 2],
+        "only the broker-only nodes are brokers: {status}"
+    );
+    run(
+        &[
+            "topic",
+            "create",
+            "t",
+            "--replication-factor",
+            "2",
+            "-b",
+            &cluster.bootstrap[1],
+        ],
+        "",
+    )
+    .ok();
+
+    cluster.signal("INT");
+    let (ok, stderr) = cluster.wait_exit();
+    assert!(ok, "dev-cluster failed:\n{stderr}");
+    assert!(stderr.contains("every node stopped cleanly"), "{stderr}");
+    // The brokers stopped first, so a controller confirmed their controlled
+    // shutdown.
+    for id in 1..=2 {
+        let log = dir.path().join(format!("node-{id}")).join("server.log");
+        let text = std::fs::read_to_string(&log).expect("server.log");
+        assert!(text.contains("weir broker stopped"), "node {id}:\n{text}");
+        assert!(!text.contains("not confirmed"), "node {id}:\n{text}");
+    }
+    for id in 3..=5 {
+        let log = dir.path().join(format!("node-{id}")).join("server.log");
+        let text = std::fs::read_to_string(&log).expect("server.log");
+        assert!(
+            text.contains("weir controller ready on"),
+            "node {id}:\n{text}"
+        );
+        assert!(
+            text.contains("weir controller stopped"),
+            "node {id}:\n{text}"
+        );
     }
 }
 

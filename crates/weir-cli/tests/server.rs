@@ -5,7 +5,7 @@ mod common;
 
 use std::net::TcpStream;
 
-use common::{Server, READY};
+use common::{Server, CONTROLLER_READY, READY};
 
 #[test]
 fn starts_serves_and_stops_cleanly_on_sigterm() {
@@ -208,7 +208,7 @@ fn a_quorum_node_formats_with_its_cluster_id_and_keeps_it() {
 }
 
 #[test]
-fn a_controller_only_node_is_refused_with_a_message() {
+fn a_controller_only_node_serves_the_quorum_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = common::cluster::free_ports(1)[0];
     let config = dir.path().join("controller.properties");
@@ -221,18 +221,32 @@ fn a_controller_only_node_is_refused_with_a_message() {
         ),
     )
     .expect("write the config");
+    let data = dir.path().join("data");
     let mut node = Server::spawn_args(&[
         "--data-dir".to_owned(),
-        dir.path().join("data").display().to_string(),
+        data.display().to_string(),
         "--config".to_owned(),
         config.display().to_string(),
     ]);
+    let ready = node.wait_for(CONTROLLER_READY);
+    assert!(ready.contains(&format!("127.0.0.1:{port}")), "{ready}");
+    // It becomes the active controller of its one-voter quorum.
+    node.wait_for("active_controller=Some(NodeId(1))");
+    node.signal("TERM");
     let status = node.wait_exit();
-    assert!(
-        !status.success(),
-        "a node that serves nothing must not exit 0"
-    );
     let message = node.stderr();
-    assert!(message.contains("process.roles=controller"), "{message}");
-    assert!(!message.contains(READY), "{message}");
+    assert!(status.success(), "{message}");
+    assert!(message.contains("weir controller stopped"), "{message}");
+    assert!(!message.contains(READY), "no broker ran: {message}");
+    // No client listener, no partitions: only the metadata log and the lock.
+    let mut entries: Vec<String> = std::fs::read_dir(&data)
+        .expect("data dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [".lock", "__cluster_metadata-0", "meta.properties"],
+        "{message}"
+    );
 }

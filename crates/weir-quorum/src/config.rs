@@ -6,6 +6,12 @@
 //! (`controller.quorum.election.timeout.ms` 1000, `controller.quorum.fetch.timeout.ms`
 //! 2000 with followers fetching every few hundred ms): an election timeout picked in
 //! 1-2 s, heartbeats every 200 ms.
+//!
+//! A node that is not a voter (a broker-only node, `process.roles=broker`) joins as
+//! a learner: it receives and applies the committed metadata log but never votes
+//! nor counts towards a commit. openraft's leader pushes the log to its learners, so
+//! such a node serves a listener of its own and names it in `learner_address`; it
+//! asks the leader to add it (see `learner`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +25,8 @@ use crate::error::QuorumError;
 /// The configuration of one quorum node; see the module docs.
 #[derive(Debug, Clone)]
 pub struct QuorumConfig {
-    /// This node's id; must be one of `voters`.
+    /// This node's id: one of `voters`, or a learner's id (then `learner_address`
+    /// is set).
     pub node_id: NodeId,
     /// Every voter: node id -> `host:port` of its controller listener. The same on
     /// every node. Ids must be >= 0.
@@ -51,6 +58,11 @@ pub struct QuorumConfig {
     /// How long `MetadataJournal::append` waits for its change to be committed and
     /// applied. Default 30 s.
     pub append_timeout: Duration,
+    /// Where the leader reaches this node when it is a learner (not one of
+    /// `voters`): `host:port` of the listener given to `Quorum::start`. A voter is
+    /// reached at its `voters` entry and leaves this `None`. The address may change
+    /// between runs: the learner tells the leader its current one when it joins.
+    pub learner_address: Option<String>,
 }
 
 impl QuorumConfig {
@@ -72,6 +84,7 @@ impl QuorumConfig {
             max_frame_bytes: 32 << 20,
             call_timeout: Duration::from_secs(30),
             append_timeout: Duration::from_secs(30),
+            learner_address: None,
         }
     }
 
@@ -87,12 +100,32 @@ impl QuorumConfig {
         if let Some((id, _)) = self.voters.iter().find(|(_, a)| a.trim().is_empty()) {
             return bad(format!("voter {id} has no address"));
         }
-        if !self.voters.contains_key(&self.node_id) {
-            return bad(format!(
-                "node {} is not one of the voters {:?}",
-                self.node_id,
-                self.voters.keys().collect::<Vec<_>>()
-            ));
+        if self.node_id.get() < 0 {
+            return bad(format!("node id {} is negative", self.node_id));
+        }
+        match (
+            &self.learner_address,
+            self.voters.contains_key(&self.node_id),
+        ) {
+            (None, false) => {
+                return bad(format!(
+                    "node {} is not one of the voters {:?} and has no learner address: give \
+                     it one to join as a learner",
+                    self.node_id,
+                    self.voters.keys().collect::<Vec<_>>()
+                ))
+            }
+            (Some(_), true) => {
+                return bad(format!(
+                    "node {} is a voter, reached at its voters entry: a learner address is \
+                     for a node outside the voters",
+                    self.node_id
+                ))
+            }
+            (Some(a), false) if a.trim().is_empty() => {
+                return bad(format!("learner {} has an empty address", self.node_id))
+            }
+            _ => {}
         }
         if self.heartbeat_interval.is_zero() {
             return bad("heartbeat_interval must be > 0".into());
@@ -145,6 +178,11 @@ impl QuorumConfig {
         bytes[..8].copy_from_slice(&fnv1a(0xcbf2_9ce4_8422_2325, text.as_bytes()).to_be_bytes());
         bytes[8..].copy_from_slice(&fnv1a(0x6c62_272e_07bb_0142, text.as_bytes()).to_be_bytes());
         weir_metadata::uuid::to_base64(Uuid(bytes))
+    }
+
+    /// True for a node outside the voters: it joins as a learner.
+    pub fn is_learner(&self) -> bool {
+        !self.voters.contains_key(&self.node_id)
     }
 
     /// The openraft configuration this node runs with.
@@ -211,6 +249,18 @@ mod tests {
         let mut c = ok.clone();
         c.node_id = NodeId(9);
         assert!(c.validate().unwrap_err().to_string().contains("not one of"));
+        c.learner_address = Some("127.0.0.1:9999".into());
+        assert!(c.validate().is_ok() && c.is_learner());
+        c.learner_address = Some(" ".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("empty address"));
+        let mut c = ok.clone();
+        c.learner_address = Some("127.0.0.1:9999".into());
+        assert!(c.validate().unwrap_err().to_string().contains("is a voter"));
+        assert!(!ok.is_learner());
         let mut c = ok.clone();
         c.voters = voters(&[-1, 1]);
         assert!(c.validate().is_err());

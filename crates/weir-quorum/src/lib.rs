@@ -7,7 +7,8 @@
 //! replicate the metadata log with Raft (openraft 0.9), the leader is the active
 //! controller, and every voter applies each committed change to its own
 //! [`MetadataImage`](weir_metadata::MetadataImage) and publishes it to its broker's
-//! subscribers (replica manager, Metadata handler). Controller handles on other
+//! subscribers (replica manager, Metadata handler). Nodes outside the voters
+//! (broker-only nodes) do the same as non-voting learners. Controller handles on other
 //! nodes reach the active one through [`ControllerTransport`](weir_metadata::ControllerTransport),
 //! carried over the same listener as Raft's RPCs. openraft stays behind those two
 //! traits: nothing outside this crate names it, so an upgrade stays here.
@@ -22,6 +23,8 @@
 //! - `state_machine` / `snapshot`: committed changes onto the image; the image as
 //!   records in snapshot files.
 //! - `net`: the controller listener's framing, server and pooled clients.
+//! - `learner`: nodes outside the voters (broker-only nodes) follow the log as
+//!   openraft learners: they ask the leader to add them and never vote.
 //!
 //! # Offsets
 //!
@@ -34,6 +37,7 @@ mod codec;
 mod config;
 mod error;
 mod journal;
+mod learner;
 mod log_store;
 mod net;
 mod quorum;

@@ -7,6 +7,10 @@
 //! set; all voters doing so with the same set is safe, and whichever elections
 //! follow, the membership entry at index 0 is the same on every node. A task
 //! follows openraft's metrics to publish the active controller.
+//!
+//! A node outside the voters (`QuorumConfig::learner_address` set) never
+//! initializes: it waits to be added as a learner, which it asks for itself (see
+//! `learner`), and then applies the committed log like any voter.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +30,7 @@ use weir_types::NodeId;
 use crate::config::QuorumConfig;
 use crate::error::QuorumError;
 use crate::journal::QuorumJournal;
+use crate::learner::{self, Contact, Joiner};
 use crate::log_store::LogStore;
 use crate::net::client::{NetworkFactory, Peers, Transport};
 use crate::net::server::{self, HandlerSlot, ServerContext};
@@ -103,6 +108,7 @@ impl Quorum {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let handler: HandlerSlot = Arc::new(RwLock::new(None));
+        let contact = Arc::new(Contact::new());
         let local_addr = listener
             .local_addr()
             .map_err(|e| QuorumError::io("local_addr", "controller listener", e))?;
@@ -112,6 +118,7 @@ impl Quorum {
             node_id: me,
             max_frame_bytes: config.max_frame_bytes,
             handler: Arc::clone(&handler),
+            contact: Arc::clone(&contact),
         });
         tracker.spawn(server::serve(
             listener,
@@ -134,7 +141,27 @@ impl Quorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
-        if !initialized {
+        if let Some(address) = config.learner_address.clone() {
+            let joiner = Joiner {
+                raft: raft.clone(),
+                peers: Arc::clone(&peers),
+                voters: config.voters.keys().map(|id| raft_id(*id)).collect(),
+                me,
+                address,
+                contact,
+                lost_after: config.election_timeout_max * 2,
+                call_timeout: config.call_timeout.min(config.election_timeout_max * 2),
+            };
+            tracker.spawn(learner::stay_joined(joiner, shutdown.clone()));
+        } else {
+            tracker.spawn(learner::forget_unregistered(
+                raft.clone(),
+                me,
+                images.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if !initialized && !config.is_learner() {
             let members: BTreeMap<u64, BasicNode> = config
                 .voters
                 .iter()
@@ -148,7 +175,12 @@ impl Quorum {
                 Err(e) => return Err(QuorumError::Raft(format!("initialize: {e}"))),
             }
         }
-        tracing::info!(node = %config.node_id, %cluster_id, listener = %local_addr, "controller quorum node started");
+        let role = if config.is_learner() {
+            "learner"
+        } else {
+            "voter"
+        };
+        tracing::info!(node = %config.node_id, %cluster_id, listener = %local_addr, role, "controller quorum node started");
         let journal = QuorumJournal {
             node_id: config.node_id,
             raft: raft.clone(),
@@ -207,6 +239,17 @@ impl Quorum {
     /// The active controller as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
         *self.journal.active.borrow()
+    }
+
+    /// The voters and the learners of the membership as this node knows it (the
+    /// latest membership entry in its log, committed or not).
+    pub fn membership(&self) -> (Vec<NodeId>, Vec<NodeId>) {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        (
+            membership.voter_ids().map(weir_id).collect(),
+            membership.learner_ids().map(weir_id).collect(),
+        )
     }
 
     /// The current image of this node.

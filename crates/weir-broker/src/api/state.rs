@@ -72,15 +72,20 @@ impl ApiState {
         self.config.node_id
     }
 
-    /// The `controller_id` clients are told: the active controller, or this node
-    /// while an election is under way (every node forwards admin requests to the
-    /// active controller, so naming any live node is correct; -1 would stall
-    /// clients that send admin requests to "the controller").
+    /// The `controller_id` clients are told: the active controller if it is also a
+    /// broker, else this node (while an election is under way, or when the active
+    /// controller is a controller-only node). Every node forwards admin requests to
+    /// the active controller, so naming any live broker is correct, and a client
+    /// that sends admin requests to "the controller" must be able to reach it: -1
+    /// would stall such clients, and a controller-only node has no client listener
+    /// (Kafka's brokers likewise name a broker, not a dedicated controller).
     pub(crate) fn controller_id(&self) -> i32 {
-        self.controller
-            .active_controller()
-            .unwrap_or(self.config.node_id)
-            .get()
+        let me = self.config.node_id;
+        match self.controller.active_controller() {
+            Some(active) if active == me => me.get(),
+            Some(active) if self.controller.image().broker(active).is_some() => active.get(),
+            _ => me.get(),
+        }
     }
 
     /// The controller's newest image, once this broker serves it: waits (at most

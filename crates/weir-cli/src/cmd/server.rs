@@ -1,13 +1,16 @@
-//! `weir server`: run a broker.
+//! `weir server`: run a broker, a controller, or both.
 //!
 //! Settings are layered: Weir's defaults, then `--config FILE` (a Kafka-style
-//! `server.properties`), then the flags (`--node-id`, `--data-dir`, `--listen`,
-//! `--controller-listen`, `--voters`, `--rack`, `--advertise`), then each
-//! `--override key=value` in order; the result is validated as a whole. With no
-//! `--voters` the broker is a single-node cluster; `--node-id N --controller-listen
-//! HOST:PORT --voters 1@HOST:PORT,...` makes it one node of a controller quorum. The data
-//! directories are locked before anything is bound, and SIGTERM/SIGINT stop the
-//! broker cleanly.
+//! `server.properties`), then the flags (`--node-id`, `--process-roles`,
+//! `--data-dir`, `--listen`, `--controller-listen`, `--voters`, `--rack`,
+//! `--advertise`), then each `--override key=value` in order; the result is
+//! validated as a whole. With no `--voters` the broker is a single-node cluster;
+//! `--node-id N --controller-listen HOST:PORT --voters 1@HOST:PORT,...` makes it one
+//! node of a controller quorum. `--process-roles broker` (a node outside the
+//! voters, no controller listener) makes a broker-only node, and
+//! `--process-roles controller` (no client listener) a dedicated controller. The
+//! data directories are locked before anything is bound, and SIGTERM/SIGINT stop
+//! the node cleanly.
 
 use std::path::PathBuf;
 
@@ -15,7 +18,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use weir_broker::config::{ConfigError, ConfigWarning, ListenerConfig};
-use weir_broker::{Broker, BrokerConfig};
+use weir_broker::{Broker, BrokerConfig, ControllerNode};
 
 use crate::data_dir::DataDirLock;
 use crate::shutdown;
@@ -26,6 +29,12 @@ pub(crate) struct ServerArgs {
     /// This node's id in the cluster (node.id) [default: 1]
     #[arg(long, value_name = "N")]
     node_id: Option<i32>,
+    /// What this node runs (process.roles): broker, controller, or
+    /// broker,controller. A broker-only node is not one of --voters and has no
+    /// --controller-listen; a controller-only node serves no clients
+    /// [default: broker,controller]
+    #[arg(long, value_name = "ROLES")]
+    process_roles: Option<String>,
     /// Directory for partition data (log.dirs) [default: ./weir-data]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -88,8 +97,13 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     shutdown::cancel_on_signal(shutdown.clone()).context("cannot watch for SIGTERM/SIGINT")?;
-    let broker = Broker::bind(config).await?;
-    broker.run(shutdown).await?;
+    if config.roles().broker {
+        let broker = Broker::bind(config).await?;
+        broker.run(shutdown).await?;
+    } else {
+        let controller = ControllerNode::start(config).await?;
+        controller.run(shutdown).await?;
+    }
     drop(locks);
     Ok(())
 }
@@ -103,6 +117,9 @@ pub(crate) fn load_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(id) = args.node_id {
         config.apply_overrides([("node.id", id.to_string().as_str())], "--node-id")?;
+    }
+    if let Some(roles) = &args.process_roles {
+        config.apply_overrides([("process.roles", roles.as_str())], "--process-roles")?;
     }
     if let Some(dir) = &args.data_dir {
         // Set directly: a path may contain the ',' that separates log.dirs entries.
@@ -136,6 +153,12 @@ pub(crate) fn load_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     let overrides = args.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     warnings.extend(config.apply_overrides(overrides, "--override")?);
+    if !config.roles().broker && args.listen.is_none() {
+        // A controller-only node serves no clients: the default client listener
+        // is not one it was asked for (one from --config still is, and is refused).
+        let defaults = BrokerConfig::default().listeners;
+        config.listeners.retain(|l| !defaults.contains(l));
+    }
     for warning in &warnings {
         warn!("{warning}");
     }
@@ -298,6 +321,69 @@ broker.rack=from-file
         let error = config_of(&["--listen", "nope"]).map(|_| ()).unwrap_err();
         assert!(
             error.starts_with("--listen: invalid value \"nope\" for listeners"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn process_roles_make_broker_only_and_controller_only_nodes() {
+        let voters = "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095";
+        let broker = config_of(&[
+            "--node-id",
+            "4",
+            "--process-roles",
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--voters",
+            voters,
+        ]);
+        let broker = broker.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (broker.roles().broker, broker.roles().controller),
+            (true, false)
+        );
+        assert!(broker.controller_listener().is_none());
+
+        // No --listen: the default client listener goes, the controller one stays.
+        let controller = config_of(&[
+            "--node-id",
+            "2",
+            "--process-roles",
+            "controller",
+            "--controller-listen",
+            "127.0.0.1:9094",
+            "--voters",
+            voters,
+        ]);
+        let controller = controller.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (controller.roles().broker, controller.roles().controller),
+            (false, true)
+        );
+        let all: Vec<String> = controller.listeners.iter().map(|l| l.to_string()).collect();
+        assert_eq!(all, ["CONTROLLER://127.0.0.1:9094"]);
+
+        // An explicit client listener on a controller is refused, not dropped.
+        let error = config_of(&[
+            "--node-id",
+            "2",
+            "--process-roles",
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--controller-listen",
+            "127.0.0.1:9094",
+            "--voters",
+            voters,
+        ]);
+        let error = error.map(|_| ()).unwrap_err();
+        assert!(error.contains("process.roles=controller"), "{error}");
+        let error = config_of(&["--process-roles", "zookeeper"])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            error.starts_with("--process-roles: invalid value"),
             "{error}"
         );
     }

@@ -1,5 +1,6 @@
 //! A multi-process cluster for tests: N `weir server` children on 127.0.0.1, each
-//! with both roles, killed, stopped, restarted and partitioned by node id.
+//! with both roles (or the roles [`TestCluster::start_roles`] gives them), killed,
+//! stopped, restarted and partitioned by node id.
 //!
 //! Ports are found by binding port 0 (then released and handed to the nodes), and
 //! stay fixed for the cluster's life, so a restarted node comes back where the
@@ -39,7 +40,7 @@ use weir_protocol::messages::ProduceRequest;
 use weir_types::NodeId;
 
 use super::proxy::Proxy;
-use super::{run, Output, Server};
+use super::{run, Output, Server, CONTROLLER_READY};
 
 /// How long the cluster gets to settle after a fault (elect a leader, ...); the
 /// issue asks for "within seconds", with room for a loaded machine.
@@ -54,10 +55,35 @@ pub(crate) enum Plane {
     Data,
 }
 
+/// What a node runs (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Broker and controller quorum voter: the default.
+    Combined,
+    /// Broker only: not a voter, no controller listener.
+    Broker,
+    /// Controller only: a voter with no client listener.
+    Controller,
+}
+
+impl Role {
+    /// Hosts partitions and serves clients.
+    pub(crate) fn is_broker(self) -> bool {
+        self != Role::Controller
+    }
+
+    /// Votes in the controller quorum.
+    pub(crate) fn is_controller(self) -> bool {
+        self != Role::Broker
+    }
+}
+
 /// One node: its fixed ports and arguments, and its process while it runs.
 pub(crate) struct ClusterNode {
     /// `node.id`, 1..=N.
     pub(crate) id: i32,
+    /// What it runs.
+    pub(crate) role: Role,
     /// The client listener's real port.
     pub(crate) client_port: u16,
     /// The controller listener's real port.
@@ -132,17 +158,29 @@ impl TestCluster {
     /// Starts `n` nodes, every link direct, with `overrides` (`key=value`) on each,
     /// and waits for every ready line.
     pub(crate) fn start(n: usize, overrides: &[&str]) -> TestCluster {
-        TestCluster::launch(n, false, overrides)
+        TestCluster::launch(&vec![Role::Combined; n], false, overrides)
     }
 
     /// As [`TestCluster::start`], with every node-to-node link through a proxy, so
     /// [`TestCluster::isolate`] works.
     pub(crate) fn start_proxied(n: usize, overrides: &[&str]) -> TestCluster {
-        TestCluster::launch(n, true, overrides)
+        TestCluster::launch(&vec![Role::Combined; n], true, overrides)
     }
 
-    fn launch(n: usize, proxied: bool, overrides: &[&str]) -> TestCluster {
+    /// Starts one node per entry of `roles` (node N has `roles[N-1]`), every link
+    /// direct; the voters are the nodes with the controller role.
+    pub(crate) fn start_roles(roles: &[Role], overrides: &[&str]) -> TestCluster {
+        TestCluster::launch(roles, false, overrides)
+    }
+
+    fn launch(roles: &[Role], proxied: bool, overrides: &[&str]) -> TestCluster {
+        let n = roles.len();
         assert!(n >= 1, "a cluster has at least one node");
+        assert!(
+            !proxied || roles.iter().all(|r| *r == Role::Combined),
+            "proxied clusters have combined nodes only"
+        );
+        assert!(roles.iter().any(|r| r.is_controller()), "no voter");
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -171,9 +209,11 @@ impl TestCluster {
         }
 
         let mut nodes = Vec::with_capacity(n);
+        let role_of = |id: i32| roles[id as usize - 1];
         for &id in &ids {
             let voters: Vec<String> = ids
                 .iter()
+                .filter(|&&v| role_of(v).is_controller())
                 .map(|&v| {
                     let port = match proxies.get(&(id, v, Plane::Controller)) {
                         Some(proxy) => proxy.addr().port(),
@@ -183,17 +223,30 @@ impl TestCluster {
                 })
                 .collect();
             let data_dir = dir.path().join(format!("node-{id}"));
+            let role = role_of(id);
             let mut args = vec![
                 "--node-id".to_owned(),
                 id.to_string(),
                 "--data-dir".to_owned(),
                 data_dir.display().to_string(),
-                "--controller-listen".to_owned(),
-                format!("127.0.0.1:{}", port_of(id, 1)),
                 "--voters".to_owned(),
                 voters.join(","),
             ];
-            if proxied {
+            if role.is_controller() {
+                args.extend([
+                    "--controller-listen".to_owned(),
+                    format!("127.0.0.1:{}", port_of(id, 1)),
+                ]);
+            }
+            match role {
+                Role::Combined => {}
+                Role::Broker => args.extend(["--process-roles".to_owned(), "broker".to_owned()]),
+                Role::Controller => {
+                    args.extend(["--process-roles".to_owned(), "controller".to_owned()])
+                }
+            }
+            // A controller-only node has no client listener.
+            if role.is_broker() && proxied {
                 let mut listeners = vec![format!("PLAINTEXT://127.0.0.1:{}", port_of(id, 0))];
                 let mut advertised = listeners.clone();
                 for &from in &ids {
@@ -212,7 +265,7 @@ impl TestCluster {
                     "--override".to_owned(),
                     format!("inter.broker.listener.name=LINK{id}"),
                 ]);
-            } else {
+            } else if role.is_broker() {
                 args.extend([
                     "--listen".to_owned(),
                     format!("127.0.0.1:{}", port_of(id, 0)),
@@ -223,6 +276,7 @@ impl TestCluster {
             }
             nodes.push(ClusterNode {
                 id,
+                role,
                 client_port: port_of(id, 0),
                 controller_port: port_of(id, 1),
                 data_dir,
@@ -241,11 +295,12 @@ impl TestCluster {
             node.server = Some(Server::spawn_args(&node.args));
         }
         for node in &mut cluster.nodes {
+            let role = node.role;
             if let Some(server) = node.server.as_mut() {
-                server.wait_ready();
+                wait_ready(server, role);
             }
         }
-        cluster.wait_for_brokers(n);
+        cluster.wait_for_brokers(roles.iter().filter(|r| r.is_broker()).count());
         cluster
     }
 
@@ -279,11 +334,11 @@ impl TestCluster {
         self.nodes.iter().map(|n| n.id).collect()
     }
 
-    /// The client addresses of the running nodes, comma-separated.
+    /// The client addresses of the running brokers, comma-separated.
     pub(crate) fn bootstrap(&self) -> String {
         self.nodes
             .iter()
-            .filter(|n| n.server.is_some())
+            .filter(|n| n.server.is_some() && n.role.is_broker())
             .map(ClusterNode::client_addr)
             .collect::<Vec<_>>()
             .join(",")
@@ -324,7 +379,7 @@ impl TestCluster {
         let node = self.node_mut(id);
         assert!(node.server.is_none(), "node {id} still runs");
         let mut server = Server::spawn_args(&node.args);
-        server.wait_ready();
+        wait_ready(&mut server, node.role);
         node.server = Some(server);
     }
 
@@ -431,7 +486,10 @@ impl TestCluster {
     pub(crate) fn wait_converged(&self, topic: &str, partition: i32, member: i32) {
         let what = format!("every node agrees on {topic}-{partition} with {member} in the ISR");
         self.wait_until(&what, SETTLE_TIMEOUT, |c| {
-            let running = c.ids().into_iter().filter(|&id| c.is_running(id));
+            let running = c
+                .ids()
+                .into_iter()
+                .filter(|&id| c.is_running(id) && c.node(id).role.is_broker());
             let views: Vec<(Option<NodeId>, i32, bool)> = running
                 .map(|id| {
                     let d = c.describe_on(id, topic)?;
@@ -591,6 +649,50 @@ impl TestCluster {
         let mut args = args.to_vec();
         args.extend(["--bootstrap-server", bootstrap.as_str()]);
         run(&args, stdin)
+    }
+}
+
+/// Waits for the ready line of a node with `role`: the broker's, or a
+/// controller-only node's.
+fn wait_ready(server: &mut Server, role: Role) {
+    if role.is_broker() {
+        server.wait_ready();
+    } else {
+        server.wait_for(CONTROLLER_READY);
+    }
+}
+
+impl TestCluster {
+    /// The active controller as the controller nodes' own logs last named it: each
+    /// voter logs `active controller changed node=N active_controller=...` when its
+    /// view changes. For clusters whose active controller is controller-only (no
+    /// client listener, so DescribeCluster cannot name it). `None` until every
+    /// running voter's latest line names the same running node.
+    pub(crate) fn active_controller_from_logs(&mut self) -> Option<i32> {
+        let mut seen = Vec::new();
+        for node in &mut self.nodes {
+            if !node.role.is_controller() {
+                continue;
+            }
+            let Some(server) = node.server.as_mut() else {
+                continue;
+            };
+            let text = server.log_text();
+            let line = text
+                .lines()
+                .rev()
+                .find(|l| l.contains("active controller changed"))?;
+            let named = line
+                .split("active_controller=Some(NodeId(")
+                .nth(1)?
+                .split(')')
+                .next()?
+                .parse::<i32>()
+                .ok()?;
+            seen.push(named);
+        }
+        let first = *seen.first()?;
+        (seen.iter().all(|s| *s == first) && self.is_running(first)).then_some(first)
     }
 }
 

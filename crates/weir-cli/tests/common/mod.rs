@@ -24,6 +24,9 @@ pub(crate) const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 /// The stable part of the broker's ready line, followed by the bound address(es).
 pub(crate) const READY: &str = "weir broker ready on ";
 
+/// The ready line of a controller-only node, followed by its controller address.
+pub(crate) const CONTROLLER_READY: &str = "weir controller ready on ";
+
 /// The binary under test.
 pub(crate) fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));

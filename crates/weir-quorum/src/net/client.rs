@@ -6,9 +6,16 @@
 //! drops the connection, so a broken one is never reused. The whole call is bounded
 //! by one deadline. Connections idle longer than [`POOL_IDLE_MAX`] are not reused
 //! (the server closes idle ones after its own, longer timeout).
+//!
+//! Voters are dialled at the addresses of the local voter list, never at the ones
+//! replicated in the Raft membership (a test proxy, or a voter that moved, may make
+//! them differ per node). Learners are not in that list: the leader learns their
+//! addresses from the membership (openraft hands the node to `new_client` whenever
+//! it starts replicating to it), and a learner that came back elsewhere replaces
+//! its old address and pool.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
@@ -54,8 +61,9 @@ pub(crate) enum CallError {
     /// The request does not fit in a frame.
     #[error("a request of {0} bytes exceeds the frame cap")]
     TooLarge(usize),
-    /// The node is not a voter.
-    #[error("node {0} is not a voter")]
+    /// No address is known for the node (not a voter, and not a learner this node
+    /// has replicated to).
+    #[error("no address is known for node {0}")]
     UnknownNode(u64),
 }
 
@@ -65,12 +73,24 @@ struct Peer {
     idle: Mutex<Vec<(TcpStream, Instant)>>,
 }
 
+impl Peer {
+    fn new(addr: &str) -> Peer {
+        Peer {
+            addr: addr.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// Every peer this node calls; shared by the Raft network and the transport.
 pub(crate) struct Peers {
     me: u64,
     cluster_id: String,
     max_frame_bytes: usize,
-    peers: BTreeMap<u64, Peer>,
+    /// The configured voters, whose addresses never change while running.
+    voters: BTreeSet<u64>,
+    /// Voters, plus the learners replicated to; see the module docs.
+    peers: RwLock<BTreeMap<u64, Arc<Peer>>>,
 }
 
 impl Peers {
@@ -83,27 +103,45 @@ impl Peers {
     ) -> Peers {
         let peers = voters
             .iter()
-            .map(|(id, addr)| {
-                (
-                    raft_id(*id),
-                    Peer {
-                        addr: addr.clone(),
-                        idle: Mutex::new(Vec::new()),
-                    },
-                )
-            })
+            .map(|(id, addr)| (raft_id(*id), Arc::new(Peer::new(addr))))
             .collect();
         Peers {
             me,
             cluster_id,
             max_frame_bytes,
-            peers,
+            voters: voters.keys().map(|id| raft_id(*id)).collect(),
+            peers: RwLock::new(peers),
         }
+    }
+
+    /// Notes where learner `id` listens (from the membership). A voter's address
+    /// stays the configured one; a learner's new address replaces the old one and
+    /// its pooled connections.
+    pub(crate) fn learn_address(&self, id: u64, addr: &str) {
+        if self.voters.contains(&id) || id == self.me {
+            return;
+        }
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        if peers.get(&id).is_none_or(|p| p.addr != addr) {
+            tracing::info!(
+                node = id,
+                address = addr,
+                "controller plane: learner address"
+            );
+            peers.insert(id, Arc::new(Peer::new(addr)));
+        }
+    }
+
+    /// The peer `id`, if its address is known.
+    fn peer(&self, id: u64) -> Option<Arc<Peer>> {
+        let peers = self.peers.read().unwrap_or_else(|p| p.into_inner());
+        peers.get(&id).cloned()
     }
 
     /// Drops every idle connection (at shutdown).
     pub(crate) fn close_idle(&self) {
-        for p in self.peers.values() {
+        let peers = self.peers.read().unwrap_or_else(|p| p.into_inner());
+        for p in peers.values() {
             if let Ok(mut idle) = p.idle.lock() {
                 idle.clear();
             }
@@ -118,10 +156,10 @@ impl Peers {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let peer = self.peers.get(&to).ok_or(CallError::UnknownNode(to))?;
+        let peer = self.peer(to).ok_or(CallError::UnknownNode(to))?;
         let bytes = frame::encode(kind as u8, payload, self.max_frame_bytes)
             .ok_or(CallError::TooLarge(payload.len()))?;
-        match tokio::time::timeout(timeout, self.exchange(to, peer, kind, &bytes)).await {
+        match tokio::time::timeout(timeout, self.exchange(to, &peer, kind, &bytes)).await {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout(timeout)),
         }
@@ -220,7 +258,8 @@ pub(crate) struct NetworkFactory {
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+        self.peers.learn_address(target, &node.addr);
         PeerClient {
             peers: Arc::clone(&self.peers),
             target,

@@ -29,6 +29,8 @@ pub(crate) enum Kind {
     InstallSnapshot = 4,
     /// An encoded controller request for the `ForwardedRequestHandler`.
     ControllerCall = 5,
+    /// A learner asks the leader to add it (or update its address).
+    Join = 6,
     /// The request could not be served; the payload says why.
     Error = 0x7f,
 }
@@ -45,6 +47,7 @@ impl Kind {
             3 => Kind::Vote,
             4 => Kind::InstallSnapshot,
             5 => Kind::ControllerCall,
+            6 => Kind::Join,
             _ => return None,
         })
     }

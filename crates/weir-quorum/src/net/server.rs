@@ -1,5 +1,5 @@
-//! The controller listener: accepts connections from the other voters and serves
-//! their Raft RPCs and controller calls.
+//! The controller listener: accepts connections from the other voters (and, on a
+//! voter, from learners) and serves their Raft RPCs, controller calls and joins.
 //!
 //! Each connection serves one request at a time: read a frame, handle it, write the
 //! reply. The first request must be a `Hello` naming this cluster and this node, so
@@ -21,7 +21,8 @@ use tokio_util::task::TaskTracker;
 use weir_metadata::ForwardedRequestHandler;
 
 use super::frame::{self, FrameError, Kind};
-use super::wire::{self, Hello};
+use super::wire::{self, Hello, JoinRequest};
+use crate::learner::{self, Contact};
 use crate::types::Raft;
 
 /// Connections idle this long are closed.
@@ -49,6 +50,9 @@ pub(crate) struct ServerContext {
     pub(crate) max_frame_bytes: usize,
     /// The controller call handler, if set.
     pub(crate) handler: HandlerSlot,
+    /// When a leader last sent this node entries or a snapshot (a learner uses it
+    /// to notice that the leader has lost it).
+    pub(crate) contact: Arc<Contact>,
 }
 
 /// Accepts connections on `listener` until `shutdown`; connection tasks go on
@@ -203,7 +207,10 @@ async fn handle(
     };
     let reply = match kind {
         Kind::AppendEntries => match wire::decode(&payload) {
-            Ok(req) => wire::encode(&ctx.raft.append_entries(req).await),
+            Ok(req) => {
+                ctx.contact.touch();
+                wire::encode(&ctx.raft.append_entries(req).await)
+            }
             Err(e) => Err(e),
         },
         Kind::Vote => match wire::decode(&payload) {
@@ -211,7 +218,28 @@ async fn handle(
             Err(e) => Err(e),
         },
         Kind::InstallSnapshot => match wire::decode(&payload) {
-            Ok(req) => wire::encode(&ctx.raft.install_snapshot(req).await),
+            Ok(req) => {
+                ctx.contact.touch();
+                wire::encode(&ctx.raft.install_snapshot(req).await)
+            }
+            Err(e) => Err(e),
+        },
+        Kind::Join => match wire::decode::<JoinRequest>(&payload) {
+            // A node may only add itself: the hello said who is calling.
+            Ok(req) if req.node != from => {
+                let (k, b) = error(format!(
+                    "node {from} asked to add node {} as a learner",
+                    req.node
+                ));
+                return Next::Close(k, b);
+            }
+            Ok(req) => match learner::admit(&ctx.raft, ctx.node_id, req).await {
+                Ok(reply) => wire::encode(&reply),
+                Err(reason) => {
+                    let (k, b) = error(reason);
+                    return Next::Reply(k, b);
+                }
+            },
             Err(e) => Err(e),
         },
         Kind::ControllerCall => {

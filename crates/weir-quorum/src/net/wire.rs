@@ -20,6 +20,29 @@ pub(crate) struct Hello {
     pub(crate) to: u64,
 }
 
+/// A learner's request to join (the payload of `Kind::Join`); the caller's hello
+/// must name the same node, so a node can only add itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JoinRequest {
+    /// The learner's node id.
+    pub(crate) node: u64,
+    /// Where the leader reaches it now.
+    pub(crate) address: String,
+}
+
+/// The answer to a [`JoinRequest`]; a refusal that retrying cannot fix is an error
+/// frame instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum JoinReply {
+    /// The learner is in the membership at that address (added now, or already).
+    Joined,
+    /// This node does not lead; ask `leader` if it is known.
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<u64>,
+    },
+}
+
 /// Encodes a message.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     postcard::to_allocvec(value).map_err(|e| format!("encode: {e}"))

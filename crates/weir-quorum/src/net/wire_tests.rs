@@ -61,6 +61,17 @@ fn every_rpc_and_reply_round_trips() {
         from: 1,
         to: 2,
     });
+    round_trip(JoinRequest {
+        node: 4,
+        address: "[::1]:40404".into(),
+    });
+    for reply in [
+        JoinReply::Joined,
+        JoinReply::NotLeader { leader: Some(2) },
+        JoinReply::NotLeader { leader: None },
+    ] {
+        round_trip(reply);
+    }
     let entries: Vec<Entry> = vec![
         Entry {
             log_id: log_id(1, 1, 0),

@@ -101,6 +101,53 @@ impl Cluster {
         c
     }
 
+    /// Starts node `id` (not a voter) as a learner on a new port-0 listener, over
+    /// its directory (kept from an earlier run, if any).
+    pub async fn start_learner(&mut self, id: NodeId) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = self.config(id);
+        config.learner_address = Some(addr.to_string());
+        let q = Quorum::start(config, listener).await.unwrap();
+        self.nodes.insert(id, q);
+        addr
+    }
+
+    /// Waits until node `on` sees `learner` among the learners of the membership.
+    pub async fn wait_learner(&self, on: NodeId, learner: NodeId) {
+        let started = Instant::now();
+        loop {
+            let (_, learners) = self.nodes[&on].membership();
+            if learners.contains(&learner) {
+                return;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{learner} not a learner on {on}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Appends `records` through whichever voter leads, retrying across leader
+    /// changes.
+    pub async fn append(&self, records: Vec<MetadataRecord>) -> Arc<MetadataImage> {
+        let started = Instant::now();
+        loop {
+            let leader = self.leader().await;
+            match self.nodes[&leader]
+                .journal()
+                .append_async(records.clone())
+                .await
+            {
+                Ok(image) => return image,
+                Err(weir_metadata::MetadataError::NotController { .. })
+                    if started.elapsed() < DEADLINE => {}
+                Err(e) => panic!("append: {e}"),
+            }
+        }
+    }
+
     /// Restarts node `id` on its old address and directory.
     pub async fn restart(&mut self, id: NodeId) {
         let addr = self.addrs[&id];

@@ -4,11 +4,17 @@
 //! Node N (1..=N) gets `node.id` N, a client listener on `BASE+N-1`, a controller
 //! listener on `CONTROLLER_BASE+N-1` (default `BASE+100`), both roles, and its data
 //! and `server.log` in `DIR/node-N`. The voters list names every node, so the
-//! children form one controller quorum. The parent waits for every ready line,
+//! children form one controller quorum. With `--controllers C` the roles are split
+//! as in a production KRaft cluster: nodes 1..=N are broker-only (client ports as
+//! above, no controller listener) and nodes N+1..=N+C are dedicated controllers
+//! (the voters, on `CONTROLLER_BASE`.., no client listener). The parent waits for
+//! every ready line,
 //! prints the bootstrap servers, and then supervises: a child that exits on its own
 //! is reported (with its last log lines) and the cluster is stopped with a failure
 //! exit; SIGINT/SIGTERM (or SIGHUP, a closed terminal) is forwarded once to every
-//! child as SIGTERM, and the parent waits for all of them to stop cleanly. A second
+//! child as SIGTERM (to dedicated controllers only after the brokers have stopped,
+//! so the brokers' controlled shutdown has a controller to ask), and the parent
+//! waits for all of them to stop cleanly. A second
 //! signal kills the children at once. The children run in process groups of their
 //! own, so a Ctrl-C at the terminal reaches them only through the parent. If the
 //! parent itself is SIGKILLed, the children keep running: stop them by the PIDs the
@@ -45,11 +51,17 @@ const MAX_NODES: u32 = 32;
 #[command(after_help = "\
 Examples:
   weir dev-cluster --brokers 3
-  weir dev-cluster --brokers 3 --base-port 0 --data-dir /tmp/weir3")]
+  weir dev-cluster --brokers 3 --base-port 0 --data-dir /tmp/weir3
+  weir dev-cluster --brokers 2 --controllers 3    # dedicated controllers")]
 pub(crate) struct DevClusterArgs {
-    /// Number of nodes, each a broker and a controller quorum voter
+    /// Number of brokers; without --controllers each is also a controller quorum
+    /// voter
     #[arg(long, value_name = "N", default_value_t = 3)]
     brokers: u32,
+    /// Run C dedicated controllers (process.roles=controller, the quorum's voters)
+    /// and make the brokers broker-only; 0 gives every node both roles
+    #[arg(long, value_name = "C", default_value_t = 0)]
+    controllers: u32,
     /// Directory for the nodes' data and logs (DIR/node-N)
     #[arg(long, value_name = "DIR", default_value = "weir-dev-cluster")]
     data_dir: PathBuf,
@@ -77,7 +89,7 @@ pub(crate) async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the weir executable")?;
     let voters = specs
         .iter()
-        .map(|s| format!("{}@{}", s.id, s.controller))
+        .filter_map(|s| s.controller.as_ref().map(|c| format!("{}@{c}", s.id)))
         .collect::<Vec<_>>()
         .join(",");
     let mut nodes: Vec<Node> = Vec::with_capacity(specs.len());
@@ -87,13 +99,18 @@ pub(crate) async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
             spec.id.to_string(),
             "--data-dir".to_owned(),
             spec.dir.display().to_string(),
-            "--listen".to_owned(),
-            spec.client.clone(),
-            "--controller-listen".to_owned(),
-            spec.controller.clone(),
             "--voters".to_owned(),
             voters.clone(),
         ];
+        if let Some(client) = &spec.client {
+            server_args.extend(["--listen".to_owned(), client.clone()]);
+        }
+        if let Some(controller) = &spec.controller {
+            server_args.extend(["--controller-listen".to_owned(), controller.clone()]);
+        }
+        if let Some(roles) = spec.roles() {
+            server_args.extend(["--process-roles".to_owned(), roles.to_owned()]);
+        }
         for o in &args.overrides {
             server_args.push("--override".to_owned());
             server_args.push(o.clone());
@@ -124,12 +141,15 @@ pub(crate) async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
             "node {}: pid {}, clients {}, controller {}, log {}",
             node.spec.id,
             node.pid().map_or("-".to_owned(), |p| p.to_string()),
-            node.spec.client,
-            node.spec.controller,
+            node.spec.client.as_deref().unwrap_or("-"),
+            node.spec.controller.as_deref().unwrap_or("-"),
             node.spec.log_path().display()
         );
     }
-    let bootstrap: Vec<&str> = nodes.iter().map(|n| n.spec.client.as_str()).collect();
+    let bootstrap: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| n.spec.client.as_deref())
+        .collect();
     outln!("bootstrap servers: {}", bootstrap.join(","));
     info!("weir dev-cluster ready; Ctrl-C stops every node");
 
@@ -152,7 +172,7 @@ pub(crate) async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Works out every node's ports and directory.
+/// Works out every node's roles, ports and directory.
 fn plan(args: &DevClusterArgs) -> anyhow::Result<Vec<NodeSpec>> {
     if args.brokers == 0 || args.brokers > MAX_NODES {
         bail!(
@@ -160,17 +180,26 @@ fn plan(args: &DevClusterArgs) -> anyhow::Result<Vec<NodeSpec>> {
             args.brokers
         );
     }
-    let n = args.brokers as usize;
+    if args.controllers > MAX_NODES {
+        bail!(
+            "--controllers must be from 0 to {MAX_NODES} (got {})",
+            args.controllers
+        );
+    }
+    let brokers = args.brokers as usize;
+    let dedicated = args.controllers as usize;
+    // Every node votes unless there are dedicated controllers.
+    let voters = if dedicated == 0 { brokers } else { dedicated };
     let (clients, controllers) = if args.base_port == 0 {
-        let free = free_ports(&args.host, 2 * n)?;
-        let (clients, controllers) = free.split_at(n);
+        let free = free_ports(&args.host, brokers + voters)?;
+        let (clients, controllers) = free.split_at(brokers);
         let controllers = match args.controller_base_port {
-            Some(base) => port_range("--controller-base-port", base, n)?,
+            Some(base) => port_range("--controller-base-port", base, voters)?,
             None => controllers.to_vec(),
         };
         (clients.to_vec(), controllers)
     } else {
-        let clients = port_range("--base-port", args.base_port, n)?;
+        let clients = port_range("--base-port", args.base_port, brokers)?;
         let base = match args.controller_base_port {
             Some(base) => base,
             None => args
@@ -178,7 +207,7 @@ fn plan(args: &DevClusterArgs) -> anyhow::Result<Vec<NodeSpec>> {
                 .checked_add(CONTROLLER_PORT_OFFSET)
                 .ok_or_else(|| anyhow!("--base-port {} leaves no room for the controller ports (base + {CONTROLLER_PORT_OFFSET}); give --controller-base-port", args.base_port))?,
         };
-        (clients, port_range("--controller-base-port", base, n)?)
+        (clients, port_range("--controller-base-port", base, voters)?)
     };
     if let Some(port) = clients.iter().find(|p| controllers.contains(p)) {
         bail!(
@@ -190,15 +219,30 @@ fn plan(args: &DevClusterArgs) -> anyhow::Result<Vec<NodeSpec>> {
     } else {
         args.host.clone()
     };
-    Ok((1..=args.brokers)
-        .zip(clients.into_iter().zip(controllers))
-        .map(|(id, (client, controller))| NodeSpec {
+    let at = |port: u16| format!("{host}:{port}");
+    let dir = |id: u32| args.data_dir.join(format!("node-{id}"));
+    let mut specs: Vec<NodeSpec> = (1..=args.brokers)
+        .zip(&clients)
+        .map(|(id, client)| NodeSpec {
             id,
-            client: format!("{host}:{client}"),
-            controller: format!("{host}:{controller}"),
-            dir: args.data_dir.join(format!("node-{id}")),
+            client: Some(at(*client)),
+            controller: (dedicated == 0).then(|| at(controllers[id as usize - 1])),
+            dir: dir(id),
         })
-        .collect())
+        .collect();
+    if dedicated > 0 {
+        specs.extend(
+            (args.brokers + 1..=args.brokers + args.controllers)
+                .zip(&controllers)
+                .map(|(id, controller)| NodeSpec {
+                    id,
+                    client: None,
+                    controller: Some(at(*controller)),
+                    dir: dir(id),
+                }),
+        );
+    }
+    Ok(specs)
 }
 
 /// `n` consecutive ports from `base`.
@@ -258,7 +302,10 @@ async fn wait_ready(nodes: &mut [Node]) -> anyhow::Result<()> {
 /// listening node may still be registering, and a topic with one replica per
 /// node created before then would be refused.
 async fn all_registered(nodes: &[Node]) -> bool {
-    let bootstrap: Vec<&str> = nodes.iter().map(|n| n.spec.client.as_str()).collect();
+    let bootstrap: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| n.spec.client.as_deref())
+        .collect();
     let mut config = ClientConfig::new(&bootstrap.join(","));
     config.connection.request_timeout = POLL_INTERVAL.max(Duration::from_secs(1));
     let Ok(admin) = Admin::new(config).await else {
@@ -267,7 +314,7 @@ async fn all_registered(nodes: &[Node]) -> bool {
     admin
         .describe_cluster()
         .await
-        .is_ok_and(|c| c.brokers.len() == nodes.len())
+        .is_ok_and(|c| c.brokers.len() == bootstrap.len())
 }
 
 /// Echoes the nodes' new warnings and errors on the console, prefixed by node;
@@ -299,11 +346,14 @@ fn died(node: &mut Node) -> anyhow::Error {
 /// second signal, or [`STOP_TIMEOUT`], kills the rest). Fails unless every node
 /// stopped cleanly.
 async fn finish(nodes: &mut [Node], signals: &mut Signals) -> anyhow::Result<()> {
-    for node in nodes.iter_mut() {
+    // Brokers first: their controlled shutdown needs a controller, so dedicated
+    // controllers get SIGTERM only once every broker has stopped.
+    for node in nodes.iter_mut().filter(|n| n.spec.client.is_some()) {
         node.terminate();
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
+    let mut controllers_told = false;
     loop {
         tokio::select! {
             name = signals.next() => {
@@ -315,6 +365,16 @@ async fn finish(nodes: &mut [Node], signals: &mut Signals) -> anyhow::Result<()>
                 echo_logs(nodes);
                 if nodes.iter_mut().all(|n| n.try_exit().is_some()) {
                     break;
+                }
+                let brokers_gone = nodes
+                    .iter_mut()
+                    .filter(|n| n.spec.client.is_some())
+                    .all(|n| n.try_exit().is_some());
+                if brokers_gone && !controllers_told {
+                    controllers_told = true;
+                    for node in nodes.iter_mut() {
+                        node.terminate();
+                    }
                 }
                 if Instant::now() >= deadline {
                     kill_all(nodes).await;
@@ -370,6 +430,7 @@ mod tests {
     fn args(brokers: u32, base_port: u16, controller: Option<u16>) -> DevClusterArgs {
         DevClusterArgs {
             brokers,
+            controllers: 0,
             data_dir: PathBuf::from("d"),
             base_port,
             controller_base_port: controller,
@@ -383,7 +444,13 @@ mod tests {
         let specs = plan(&args(3, 9092, None)).unwrap_or_default();
         let text: Vec<(u32, &str, &str)> = specs
             .iter()
-            .map(|s| (s.id, s.client.as_str(), s.controller.as_str()))
+            .map(|s| {
+                (
+                    s.id,
+                    s.client.as_deref().unwrap_or("-"),
+                    s.controller.as_deref().unwrap_or("-"),
+                )
+            })
             .collect();
         assert_eq!(
             text,
@@ -402,13 +469,61 @@ mod tests {
         let specs = plan(&args(3, 0, None)).unwrap_or_default();
         let mut ports: Vec<&str> = specs
             .iter()
-            .flat_map(|s| [s.client.as_str(), s.controller.as_str()])
+            .flat_map(|s| [s.client.as_deref(), s.controller.as_deref()])
+            .flatten()
             .collect();
         assert_eq!(ports.len(), 6);
         assert!(ports.iter().all(|p| !p.ends_with(":0")), "{ports:?}");
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), 6);
+    }
+
+    #[test]
+    fn dedicated_controllers_follow_the_brokers() {
+        let mut a = args(2, 9092, None);
+        a.controllers = 3;
+        let specs = plan(&a).unwrap_or_default();
+        let text: Vec<String> = specs
+            .iter()
+            .map(|s| {
+                let (client, controller) = (s.client.as_deref(), s.controller.as_deref());
+                format!("{} {client:?} {controller:?} {:?}", s.id, s.roles())
+            })
+            .collect();
+        assert_eq!(
+            text,
+            [
+                r#"1 Some("127.0.0.1:9092") None Some("broker")"#,
+                r#"2 Some("127.0.0.1:9093") None Some("broker")"#,
+                r#"3 None Some("127.0.0.1:9192") Some("controller")"#,
+                r#"4 None Some("127.0.0.1:9193") Some("controller")"#,
+                r#"5 None Some("127.0.0.1:9194") Some("controller")"#,
+            ]
+        );
+        assert_eq!(specs[4].dir, PathBuf::from("d/node-5"));
+        // Without --controllers every node has both roles.
+        let both = plan(&args(2, 9092, None)).unwrap_or_default();
+        assert!(both
+            .iter()
+            .all(|s| s.roles().is_none() && s.client.is_some()));
+        let mut a = args(2, 0, None);
+        a.controllers = 3;
+        let mut ports: Vec<String> = plan(&a)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|s| [s.client.clone(), s.controller.clone()])
+            .flatten()
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 5);
+        a.controllers = MAX_NODES + 1;
+        assert!(plan(&a)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+            .contains("--controllers"));
     }
 
     #[test]

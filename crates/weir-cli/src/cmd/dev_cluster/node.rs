@@ -17,6 +17,8 @@ use tokio::process::{Child, Command};
 
 /// The broker's ready line; the child is serving once its log has it.
 pub(super) const READY: &str = "weir broker ready on ";
+/// A controller-only node's ready line.
+pub(super) const CONTROLLER_READY: &str = "weir controller ready on ";
 
 /// Log lines kept for the message about a node that died.
 const RECENT_LINES: usize = 20;
@@ -26,15 +28,24 @@ const RECENT_LINES: usize = 20;
 pub(super) struct NodeSpec {
     /// `node.id`: 1..=N.
     pub(super) id: u32,
-    /// The client listener, `host:port`.
-    pub(super) client: String,
-    /// The controller listener, `host:port`.
-    pub(super) controller: String,
+    /// The client listener, `host:port`; `None` on a controller-only node.
+    pub(super) client: Option<String>,
+    /// The controller listener, `host:port`; `None` on a broker-only node.
+    pub(super) controller: Option<String>,
     /// The node's data directory (`DIR/node-N`), which also holds `server.log`.
     pub(super) dir: PathBuf,
 }
 
 impl NodeSpec {
+    /// `process.roles` when the node has one role only (`None`: both).
+    pub(super) fn roles(&self) -> Option<&'static str> {
+        match (self.client.is_some(), self.controller.is_some()) {
+            (true, false) => Some("broker"),
+            (false, true) => Some("controller"),
+            _ => None,
+        }
+    }
+
     /// `DIR/node-N/server.log`.
     pub(super) fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
@@ -132,7 +143,7 @@ impl Node {
         while let Some(end) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=end).collect();
             let line = line.trim_end().to_owned();
-            if line.contains(READY) {
+            if line.contains(READY) || line.contains(CONTROLLER_READY) {
                 self.ready = true;
             }
             if self.recent.len() == RECENT_LINES {
