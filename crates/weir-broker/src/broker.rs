@@ -126,6 +126,7 @@ impl Broker<Api> {
             delete_topic_enable: config.delete_topic_enable,
             listeners: registered.clone(),
             rack: config.broker_rack.clone(),
+            min_insync_replicas: config.min_insync_replicas,
             auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
             leader_imbalance_check_interval: Duration::from_secs(
                 config.leader_imbalance_check_interval_seconds.max(1),
@@ -157,7 +158,12 @@ impl Broker<Api> {
         replicas.spawn_image_listener(controller.subscribe());
 
         let (lifecycle, producer_ids) = if plane.quorum.is_some() {
-            let lifecycle = cluster::start_lifecycle(&config, &controller, registered);
+            let lifecycle = cluster::start_lifecycle(
+                &config,
+                &controller,
+                registered,
+                replicas.previous_broker_epoch(),
+            );
             cluster::follow_fencing(&replicas, lifecycle.status());
             replicas.start_replication(
                 Arc::new(cluster::ControllerIsr {
