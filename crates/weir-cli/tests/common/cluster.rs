@@ -435,6 +435,8 @@ impl TestCluster {
                 replicas: ids(p.replica_nodes),
                 isr: ids(p.isr_nodes),
                 offline_replicas: ids(p.offline_replicas),
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             })
             .collect();
         partitions.sort_by_key(|p| p.partition);
