@@ -40,10 +40,11 @@ async fn describe(
     r
 }
 
-/// The answer as (topic, error, partition indexes) and the next cursor.
-fn pages(
-    r: &DescribeTopicPartitionsResponse,
-) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+/// One topic of an answer: name, error code, partition indexes.
+type Entry = (String, i16, Vec<i32>);
+
+/// The answer as its entries and the next cursor.
+fn pages(r: &DescribeTopicPartitionsResponse) -> (Vec<Entry>, Option<(String, i32)>) {
     let topics = r
         .topics
         .iter()
@@ -59,7 +60,7 @@ fn pages(
     (topics, cursor)
 }
 
-fn entry(name: &str, code: ErrorCode, parts: &[i32]) -> (String, i16, Vec<i32>) {
+fn entry(name: &str, code: ErrorCode, parts: &[i32]) -> Entry {
     (name.to_owned(), code.code(), parts.to_vec())
 }
 
