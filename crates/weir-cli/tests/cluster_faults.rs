@@ -482,6 +482,15 @@ fn an_eligible_leader_replica_leads_when_the_last_isr_member_dies() {
         },
     );
 
+    // `weir topic describe` shows them too, as a table and as JSON.
+    let table = cluster.weir(&["topic", "describe", TOPIC], "").ok().stdout;
+    assert!(table.contains("ELR"), "{table}");
+    let json = cluster
+        .weir(&["topic", "describe", TOPIC, "--json"], "")
+        .ok()
+        .stdout;
+    assert!(json.contains("\"eligible_leader_replicas\""), "{json}");
+
     cluster.kill_9(leader);
     let elected = cluster.wait_until(
         "an eligible leader replica leads while the last ISR member is down",
