@@ -176,9 +176,10 @@ class ClusterNode:
 
 
 class Cluster:
-    """n `weir server` nodes on 127.0.0.1, each a broker and a quorum voter."""
+    """n `weir server` nodes on 127.0.0.1, each a broker and a quorum voter;
+    `racks` maps a node id to its broker.rack."""
 
-    def __init__(self, n=3, overrides=CLUSTER_OVERRIDES):
+    def __init__(self, n=3, overrides=CLUSTER_OVERRIDES, racks=None):
         self.dir = tempfile.mkdtemp(prefix="weir-cluster-")
         ports = free_ports(2 * n)
         client = {i: ports[2 * (i - 1)] for i in range(1, n + 1)}
@@ -192,6 +193,8 @@ class Cluster:
                     "--controller-listen", f"127.0.0.1:{ctrl[i]}", "--voters", voters]
             for o in overrides:
                 args += ["--override", o]
+            if racks:
+                args += ["--rack", racks[i]]
             self.nodes[i] = ClusterNode(i, args, os.path.join(self.dir, f"node-{i}.log"))
         self.addr = {i: f"127.0.0.1:{client[i]}" for i in client}
 

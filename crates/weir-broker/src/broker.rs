@@ -150,7 +150,12 @@ impl Broker<Api> {
         replicas.spawn_image_listener(controller.subscribe());
 
         let (lifecycle, producer_ids) = if plane.quorum.is_some() {
-            let lifecycle = cluster::start_lifecycle(&config, &controller, registered);
+            let lifecycle = cluster::start_lifecycle(
+                &config,
+                &controller,
+                registered,
+                replicas.previous_broker_epoch(),
+            );
             cluster::follow_fencing(&replicas, lifecycle.status());
             replicas.start_replication(
                 Arc::new(cluster::ControllerIsr {

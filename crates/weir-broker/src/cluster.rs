@@ -114,6 +114,7 @@ pub(crate) fn controller_config(
         listeners,
         rack: config.broker_rack.clone(),
         cluster_id: config.cluster_id.clone(),
+        min_insync_replicas: config.min_insync_replicas,
         auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
         leader_imbalance_check_interval: Duration::from_secs(
             config.leader_imbalance_check_interval_seconds.max(1),
@@ -192,25 +193,34 @@ fn quorum_config(config: &BrokerConfig, data_dir: PathBuf) -> QuorumConfig {
     quorum
 }
 
-/// Starts registering and heartbeating as a broker of the cluster.
+/// Starts registering and heartbeating as a broker of the cluster, vouching for a
+/// clean previous shutdown with `previous_broker_epoch` (-1 after a crash).
 pub(crate) fn start_lifecycle(
     config: &BrokerConfig,
     controller: &Controller,
     listeners: Vec<weir_metadata::Endpoint>,
+    previous_broker_epoch: i64,
 ) -> BrokerLifecycle {
     let mut lifecycle = LifecycleConfig::new(config.node_id, listeners, config.broker_rack.clone());
     lifecycle.heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
     lifecycle.session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
+    lifecycle.previous_broker_epoch = previous_broker_epoch;
     BrokerLifecycle::start(controller.clone(), lifecycle, controller.subscribe())
 }
 
 /// Keeps the replica manager's fencing in step with the broker's registration: a
 /// fenced broker (new, or cut off from the controller) takes no writes as leader.
+/// The broker epoch follows too, for the clean-shutdown marker.
 pub(crate) fn follow_fencing(replicas: &ReplicaManager, mut status: watch::Receiver<BrokerStatus>) {
     let replicas = replicas.clone();
     tokio::spawn(async move {
         loop {
-            let fenced = status.borrow_and_update().fenced;
+            let BrokerStatus {
+                fenced,
+                broker_epoch,
+                ..
+            } = *status.borrow_and_update();
+            replicas.set_broker_epoch(broker_epoch);
             replicas.set_fenced(fenced);
             if status.changed().await.is_err() {
                 return;

@@ -1,6 +1,7 @@
 //! Faults in a replicated three-node cluster of `weir server` processes: kill -9
 //! of a partition leader or of the active controller under an idempotent acks=all
-//! producer, and a leader cut off from the others by the fault proxies. After
+//! producer, a leader cut off from the others by the fault proxies, and the last
+//! in-sync replica dying with eligible leader replicas (KIP-966) left. After
 //! every fault, each acknowledged record must be readable exactly once, at the
 //! offset it was acknowledged with.
 //!
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{TestCluster, SETTLE_TIMEOUT};
+use common::cluster::{Plane, TestCluster, SETTLE_TIMEOUT};
 use weir_client::admin::NewTopic;
 use weir_client::consumer::IsolationLevel;
 use weir_client::producer::Acks;
@@ -460,4 +461,96 @@ fn a_restarted_node_serves_clients_only_once_it_caught_up_with_the_metadata() {
         seen.partitions[0].leader_epoch >= current.partitions[0].leader_epoch,
         "{seen:?} vs {current:?}"
     );
+}
+
+/// KIP-966 end to end. The followers are cut off from the leader's data plane, so
+/// the high watermark stops and the leader shrinks the ISR to itself: both
+/// followers hold every committed record and become eligible leader replicas.
+/// Then the leader dies (kill -9). Kafka without ELR keeps the dead leader as the
+/// last ISR member and the partition offline until it comes back; with ELR a
+/// follower leads as soon as the controller fences the dead one, and every
+/// acknowledged record is still there.
+#[test]
+fn an_eligible_leader_replica_leads_when_the_last_isr_member_dies() {
+    let mut cluster = TestCluster::start_proxied(3, FAST);
+    create_topic(&cluster);
+    let load = Load::start(&cluster);
+    load.wait_progress(&cluster, PROGRESS);
+    let (acked, _) = load.finish(&cluster);
+    assert!(acked.len() >= PROGRESS);
+    let leader = cluster.wait_for_leader(TOPIC, 0, None);
+    let followers: Vec<i32> = cluster.ids().into_iter().filter(|&n| n != leader).collect();
+    let ids = |v: &[weir_types::NodeId]| {
+        let mut v: Vec<i32> = v.iter().map(|n| n.get()).collect();
+        v.sort_unstable();
+        v
+    };
+
+    for &f in &followers {
+        cluster.proxy(f, leader, Plane::Data).blackhole();
+    }
+    let mut writes = 0;
+    // Both followers usually leave the ISR in one shrink and both are eligible; a
+    // follower that left first, while the ISR was still at min.insync.replicas,
+    // is not (the controller cannot know the high watermark stopped).
+    let eligible = cluster.wait_until(
+        "the ISR shrunk to the leader, with the followers eligible",
+        SETTLE_TIMEOUT,
+        |c| {
+            // Writes keep the leader ahead of the followers; none may be
+            // acknowledged: the followers cannot have them.
+            writes += 1;
+            let code = c.produce_on(leader, TOPIC, 0, &format!("unacked-{writes}"), 200);
+            assert_ne!(code, Some(0), "acknowledged without the followers");
+            // Described through DescribeTopicPartitions (the admin client).
+            let p = c.describe(TOPIC, &[])?.partitions.into_iter().next()?;
+            let elr = ids(&p.eligible_leader_replicas);
+            let from_followers = elr.iter().all(|n| followers.contains(n));
+            (ids(&p.isr) == [leader] && !elr.is_empty() && from_followers).then_some(elr)
+        },
+    );
+
+    // `weir topic describe` shows them too, as a table and as JSON.
+    let table = cluster.weir(&["topic", "describe", TOPIC], "").ok().stdout;
+    assert!(table.contains("ELR"), "{table}");
+    let json = cluster
+        .weir(&["topic", "describe", TOPIC, "--json"], "")
+        .ok()
+        .stdout;
+    assert!(json.contains("\"eligible_leader_replicas\""), "{json}");
+
+    cluster.kill_9(leader);
+    let elected = cluster.wait_until(
+        "an eligible leader replica leads while the last ISR member is down",
+        SETTLE_TIMEOUT,
+        |c| {
+            let p = c
+                .describe(TOPIC, &followers)?
+                .partitions
+                .into_iter()
+                .next()?;
+            let l = p.leader?.get();
+            // Elected alone into the ISR; the other follower may have caught up
+            // from it already.
+            (eligible.contains(&l) && p.isr.iter().all(|n| followers.contains(&n.get())))
+                .then_some(l)
+        },
+    );
+    assert!(!cluster.is_running(leader));
+    // The other follower catches up from the new leader and the ISR is back at
+    // min.insync.replicas: the ELR empties.
+    cluster.wait_until("the ISR back at min.insync.replicas", SETTLE_TIMEOUT, |c| {
+        let p = c.describe(TOPIC, &[])?.partitions.into_iter().next()?;
+        (p.leader.map(|l| l.get()) == Some(elected)
+            && ids(&p.isr) == followers
+            && p.eligible_leader_replicas.is_empty())
+        .then_some(())
+    });
+
+    for &f in &followers {
+        cluster.proxy(f, leader, Plane::Data).heal();
+    }
+    cluster.restart(leader);
+    cluster.wait_converged(TOPIC, 0, leader);
+    verify(&cluster, &acked);
 }

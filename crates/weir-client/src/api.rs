@@ -8,8 +8,9 @@
 
 use weir_protocol::messages::{
     alter_partition_reassignments, api_versions, create_partitions, create_topics, delete_topics,
-    describe_cluster, describe_configs, elect_leaders, fetch, incremental_alter_configs,
-    init_producer_id, list_offsets, list_partition_reassignments, metadata, produce,
+    describe_cluster, describe_configs, describe_topic_partitions, elect_leaders, fetch,
+    incremental_alter_configs, init_producer_id, list_offsets, list_partition_reassignments,
+    metadata, produce,
 };
 use weir_protocol::{ApiKey, Message};
 
@@ -59,6 +60,7 @@ client_requests! {
     elect_leaders::ElectLeadersRequest => elect_leaders::ElectLeadersResponse, ElectLeaders, 0..=2;
     alter_partition_reassignments::AlterPartitionReassignmentsRequest => alter_partition_reassignments::AlterPartitionReassignmentsResponse, AlterPartitionReassignments, 0..=1;
     list_partition_reassignments::ListPartitionReassignmentsRequest => list_partition_reassignments::ListPartitionReassignmentsResponse, ListPartitionReassignments, 0..=0;
+    describe_topic_partitions::DescribeTopicPartitionsRequest => describe_topic_partitions::DescribeTopicPartitionsResponse, DescribeTopicPartitions, 0..=0;
 }
 
 #[cfg(test)]

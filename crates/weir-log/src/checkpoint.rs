@@ -209,24 +209,56 @@ pub fn write_offset_checkpoint(
     write_entries(path, &entries)
 }
 
-/// Leaves the clean-shutdown marker in `data_dir`: write it after every log in the
-/// directory is closed and the checkpoints are written.
-pub fn write_clean_shutdown_marker(data_dir: &Path) -> Result<()> {
-    write_atomically(&data_dir.join(CLEAN_SHUTDOWN_FILE), b"")
+/// What a clean-shutdown marker says about the shutdown that left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanShutdown {
+    /// The broker epoch the broker ran at, or -1 if unknown (a single node, or a
+    /// marker written before the epoch was recorded). A cluster broker presents it
+    /// when it registers again, to prove its logs lost nothing (KIP-966).
+    pub broker_epoch: i64,
 }
 
-/// Whether the last shutdown was clean; removes the marker (durably) so that a
-/// crash from now on is seen as unclean. Call once at startup, before opening logs.
-pub fn take_clean_shutdown_marker(data_dir: &Path) -> Result<bool> {
+/// Leaves the clean-shutdown marker in `data_dir`, with the broker epoch (-1 if
+/// none) in Kafka's format (`{"version":0,"broker_epoch":N}`): write it after every
+/// log in the directory is closed and the checkpoints are written.
+pub fn write_clean_shutdown_marker(data_dir: &Path, broker_epoch: i64) -> Result<()> {
+    let body = format!("{{\"version\":0,\"broker_epoch\":{broker_epoch}}}");
+    write_atomically(&data_dir.join(CLEAN_SHUTDOWN_FILE), body.as_bytes())
+}
+
+/// The marker of the last shutdown if it was clean (`None` otherwise); removes it
+/// (durably) so that a crash from now on is seen as unclean. Call once at startup,
+/// before opening logs. An unreadable epoch is -1: the shutdown was still clean.
+pub fn take_clean_shutdown_marker(data_dir: &Path) -> Result<Option<CleanShutdown>> {
     let path = data_dir.join(CLEAN_SHUTDOWN_FILE);
-    match fs::remove_file(&path) {
-        Ok(()) => {
-            sync_dir(data_dir)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(LogError::io("remove", &path, e)),
-    }
+    let text = match fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogError::io("read", &path, e)),
+    };
+    fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+    sync_dir(data_dir)?;
+    Ok(Some(CleanShutdown {
+        broker_epoch: marker_epoch(&text),
+    }))
+}
+
+/// The `broker_epoch` of a marker's JSON, or -1.
+fn marker_epoch(text: &str) -> i64 {
+    const KEY: &str = "\"broker_epoch\"";
+    let Some(at) = text.find(KEY) else {
+        return -1;
+    };
+    let rest = text[at + KEY.len()..].trim_start();
+    let Some(rest) = rest.strip_prefix(':') else {
+        return -1;
+    };
+    let rest = rest.trim_start();
+    let end = rest
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && *c == '-')))
+        .map_or(rest.len(), |(i, _)| i);
+    rest[..end].parse().unwrap_or(-1)
 }
 
 #[cfg(test)]
@@ -272,10 +304,26 @@ mod tests {
     #[test]
     fn clean_shutdown_marker_is_taken_once() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(!take_clean_shutdown_marker(dir.path()).unwrap());
-        write_clean_shutdown_marker(dir.path()).unwrap();
-        assert!(take_clean_shutdown_marker(dir.path()).unwrap());
-        assert!(!take_clean_shutdown_marker(dir.path()).unwrap());
+        assert_eq!(take_clean_shutdown_marker(dir.path()).unwrap(), None);
+        write_clean_shutdown_marker(dir.path(), 42).unwrap();
+        let marker = take_clean_shutdown_marker(dir.path()).unwrap();
+        assert_eq!(marker, Some(CleanShutdown { broker_epoch: 42 }));
+        assert_eq!(take_clean_shutdown_marker(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn clean_shutdown_marker_epochs_in_kafkas_format_and_older_ones() {
+        assert_eq!(marker_epoch(r#"{"version":0,"broker_epoch":7}"#), 7);
+        assert_eq!(
+            marker_epoch(r#"{ "broker_epoch" : -1 , "version": 0 }"#),
+            -1
+        );
+        assert_eq!(marker_epoch(""), -1, "an empty marker of an older build");
+        assert_eq!(marker_epoch(r#"{"broker_epoch":"x"}"#), -1);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CLEAN_SHUTDOWN_FILE), b"").unwrap();
+        let marker = take_clean_shutdown_marker(dir.path()).unwrap();
+        assert_eq!(marker, Some(CleanShutdown { broker_epoch: -1 }));
     }
 
     #[test]

@@ -256,6 +256,11 @@ impl MetadataDelta {
             leader_epoch: LeaderEpoch(r.leader_epoch),
             partition_epoch: r.partition_epoch,
             leader_recovery_state: r.leader_recovery_state,
+            elr: r
+                .eligible_leader_replicas
+                .as_deref()
+                .map_or_else(Vec::new, nodes),
+            last_known_elr: r.last_known_elr.as_deref().map_or_else(Vec::new, nodes),
         };
         let len = topic.partitions.len();
         match usize::try_from(r.partition_id) {
@@ -292,6 +297,12 @@ impl MetadataDelta {
         }
         if let Some(v) = &r.adding_replicas {
             p.adding_replicas = nodes(v);
+        }
+        if let Some(v) = &r.eligible_leader_replicas {
+            p.elr = nodes(v);
+        }
+        if let Some(v) = &r.last_known_elr {
+            p.last_known_elr = nodes(v);
         }
         if r.leader != NO_LEADER_CHANGE {
             p.leader = leader(r.leader);

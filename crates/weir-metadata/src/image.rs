@@ -99,6 +99,14 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
     /// 1 while recovering from an unclean election, else 0.
     pub leader_recovery_state: i8,
+    /// Eligible leader replicas (KIP-966): replicas that left the ISR while it was
+    /// below `min.insync.replicas`. The high watermark cannot advance in that state,
+    /// so each holds every committed record and may lead when no ISR member can.
+    /// Never overlaps the ISR.
+    pub elr: Vec<NodeId>,
+    /// The last leader, kept when the ISR became empty (KIP-966's LastKnownElr as
+    /// Kafka fills it): with the ISR and ELR both empty it may lead again.
+    pub last_known_elr: Vec<NodeId>,
 }
 
 impl PartitionImage {
@@ -292,6 +300,12 @@ impl MetadataImage {
                 }
                 if p.isr.iter().any(|r| !p.replicas.contains(r)) {
                     return Err(format!("{}-{i}: ISR member not a replica", t.name));
+                }
+                if p.elr.iter().any(|r| p.isr.contains(r)) {
+                    return Err(format!(
+                        "{}-{i}: ELR {:?} overlaps ISR {:?}",
+                        t.name, p.elr, p.isr
+                    ));
                 }
             }
         }

@@ -76,6 +76,9 @@ impl MetadataImage {
                     leader_recovery_state: p.leader_recovery_state,
                     leader_epoch: p.leader_epoch.get(),
                     partition_epoch: p.partition_epoch,
+                    // Null when empty, so partitions without ELR keep the v0 encoding.
+                    eligible_leader_replicas: (!p.elr.is_empty()).then(|| ids(&p.elr)),
+                    last_known_elr: (!p.last_known_elr.is_empty()).then(|| ids(&p.last_known_elr)),
                     ..PartitionRecord::default()
                 }));
             }

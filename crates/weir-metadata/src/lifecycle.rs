@@ -44,6 +44,10 @@ pub struct LifecycleConfig {
     /// reports itself fenced too: a broker cut off from the controller must stop
     /// acting as a leader the cluster has already replaced.
     pub session_timeout: Duration,
+    /// The broker epoch this broker's previous process shut down cleanly at (its
+    /// clean-shutdown marker), or -1: without it the controller takes the broker
+    /// out of every ELR, as its log may have lost records (KIP-966). Default: -1.
+    pub previous_broker_epoch: i64,
 }
 
 impl LifecycleConfig {
@@ -55,6 +59,7 @@ impl LifecycleConfig {
             rack,
             heartbeat_interval: Duration::from_millis(2000),
             session_timeout: Duration::from_millis(9000),
+            previous_broker_epoch: -1,
         }
     }
 }
@@ -129,12 +134,19 @@ impl Drop for BrokerLifecycle {
     }
 }
 
-async fn register(controller: &Controller, config: &LifecycleConfig) -> i64 {
+/// Registers with a fresh incarnation id; `previous_broker_epoch` as in
+/// [`LifecycleConfig`].
+async fn register(
+    controller: &Controller,
+    config: &LifecycleConfig,
+    previous_broker_epoch: i64,
+) -> i64 {
     let registration = BrokerRegistration {
         node: config.node,
         incarnation_id: UuidGenerator::from_entropy().next_uuid(),
         listeners: config.listeners.clone(),
         rack: config.rack.clone(),
+        previous_broker_epoch,
     };
     loop {
         match controller.register_broker(registration.clone()).await {
@@ -157,7 +169,7 @@ async fn run(
     status: watch::Sender<BrokerStatus>,
     mut want_shut_down: watch::Receiver<bool>,
 ) {
-    let mut epoch = register(&controller, &config).await;
+    let mut epoch = register(&controller, &config, config.previous_broker_epoch).await;
     status.send_modify(|s| s.broker_epoch = epoch);
     let mut last_answer = Instant::now();
     // A heartbeat is given up on well within the session, so a controller that
@@ -195,7 +207,9 @@ async fn run(
                 ) =>
             {
                 warn!(node_id = %config.node, code = %e.code, "registration lost; registering again");
-                epoch = register(&controller, &config).await;
+                // The same process: its log lost nothing, so it vouches with the
+                // epoch it ran at.
+                epoch = register(&controller, &config, epoch).await;
                 status.send_modify(|s| {
                     s.broker_epoch = epoch;
                     s.fenced = true;

@@ -14,6 +14,9 @@
 //! decodes every version in the schema's range; a writer uses [`write_version`], the
 //! versions Kafka's metadata.version 3.3-IV3 writes (see [`METADATA_VERSION_LEVEL`]),
 //! which every record type we write supports and every KRaft reader understands.
+//! The exception: a partition record that sets the eligible leader replicas
+//! (KIP-966, which Weir always enables) is written at v2, the first version with
+//! those fields; every other one stays at v0.
 //!
 //! [`write_version`]: MetadataRecord::write_version
 
@@ -135,6 +138,18 @@ impl MetadataRecord {
         match self {
             // v1 carries in_controlled_shutdown (metadata.version 3.3-IV3).
             MetadataRecord::RegisterBroker(_) | MetadataRecord::BrokerRegistrationChange(_) => 1,
+            // v2 carries the eligible leader replicas (KIP-966); only records that
+            // set them need it, so every other partition record stays at v0.
+            MetadataRecord::Partition(r)
+                if r.eligible_leader_replicas.is_some() || r.last_known_elr.is_some() =>
+            {
+                2
+            }
+            MetadataRecord::PartitionChange(r)
+                if r.eligible_leader_replicas.is_some() || r.last_known_elr.is_some() =>
+            {
+                2
+            }
             _ => 0,
         }
     }

@@ -46,6 +46,7 @@ async fn requests_on_any_node_reach_the_active_controller_and_every_image() {
                     security_protocol: 0,
                 }],
                 rack: None,
+                previous_broker_epoch: -1,
             })
             .await
             .unwrap();

@@ -32,7 +32,7 @@ use super::{errors, ApiState, RequestContext};
 /// when asked. Weir has no authorizer, so every operation Kafka defines for topics is
 /// allowed, as Kafka reports without one: READ(3) WRITE(4) CREATE(5) DELETE(6)
 /// ALTER(7) DESCRIBE(8) DESCRIBE_CONFIGS(10) ALTER_CONFIGS(11).
-const TOPIC_AUTHORIZED_OPERATIONS: i32 = 0b1101_1111_1000;
+pub(super) const TOPIC_AUTHORIZED_OPERATIONS: i32 = 0b1101_1111_1000;
 /// Cluster operations, likewise: CREATE(5) ALTER(7) DESCRIBE(8) CLUSTER_ACTION(9)
 /// DESCRIBE_CONFIGS(10) ALTER_CONFIGS(11) IDEMPOTENT_WRITE(12).
 pub(super) const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0b1_1111_1010_0000;

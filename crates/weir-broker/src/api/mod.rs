@@ -41,6 +41,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_topic_partitions;
 mod elect_leaders;
 mod errors;
 mod fetch;
@@ -229,6 +230,9 @@ async fn dispatch(
         Request::ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(state, rc, r).await,
         Request::ConsumerGroupDescribe(r) => {
             Handled::now(consumer_group_describe::handle(state, r).await)
+        }
+        Request::DescribeTopicPartitions(r) => {
+            Handled::now(describe_topic_partitions::handle(state, rc, r).await)
         }
         // `versions` lists no other API, so the version check refused it already;
         // closing is the answer for an API we do not serve, as for an unknown key.

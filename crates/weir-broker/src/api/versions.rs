@@ -87,6 +87,8 @@ pub const SUPPORTED: &[Supported] = &[
     // KIP-848 (coordinator/consumer/): v0; v1 adds regex subscriptions.
     row(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     row(ApiKey::ConsumerGroupDescribe, 0, 0),
+    // KIP-966: partitions with their eligible leader replicas, paged.
+    row(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The served range of `api`, or `None` if no handler serves it.

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio_util::sync::CancellationToken;
@@ -77,6 +77,13 @@ pub(super) struct Shared {
     /// Set while this broker is fenced by the controller or has lost contact with
     /// it for longer than the session timeout: it takes no writes as a leader.
     pub(super) fenced: AtomicBool,
+    /// The broker epoch of the current registration (-1 without one): the
+    /// clean-shutdown marker records it.
+    broker_epoch: AtomicI64,
+    /// The broker epoch the previous process shut down cleanly at, from the
+    /// markers found at startup; -1 unless every data directory had one, all
+    /// with the same epoch.
+    previous_broker_epoch: AtomicI64,
 }
 
 /// What replication talks to; see [`ReplicaManager::start_replication`].
@@ -152,6 +159,8 @@ impl ReplicaManager {
                 links: OnceLock::new(),
                 fetchers: Mutex::new(BTreeSet::new()),
                 fenced: AtomicBool::new(false),
+                broker_epoch: AtomicI64::new(-1),
+                previous_broker_epoch: AtomicI64::new(-1),
             }),
         };
         let m = manager.clone();
@@ -221,6 +230,19 @@ impl ReplicaManager {
     /// See [`ReplicaManager::set_fenced`].
     pub(crate) fn is_fenced(&self) -> bool {
         self.shared.fenced.load(Ordering::SeqCst)
+    }
+
+    /// Records the broker epoch of the current registration, for the
+    /// clean-shutdown marker (a cluster node follows its registration).
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.shared.broker_epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    /// The broker epoch the previous process shut down cleanly at, or -1 after an
+    /// unclean shutdown (in any data directory): what the broker registers with
+    /// as its previous broker epoch, so the controller can tell (KIP-966).
+    pub fn previous_broker_epoch(&self) -> i64 {
+        self.shared.previous_broker_epoch.load(Ordering::SeqCst)
     }
 
     /// Starts replication: ISR changes go to the controller through `isr`, and
@@ -335,6 +357,7 @@ impl ReplicaManager {
     /// Step 1 of the module docs, on the blocking pool.
     fn load_all(&self) -> Result<BTreeMap<TopicPartition, Loaded>> {
         let mut loaded = BTreeMap::new();
+        let mut epochs = Vec::new();
         for data_dir in &self.shared.config.log_dirs {
             std::fs::create_dir_all(data_dir)
                 .map_err(|e| ReplicaError::io("create directory", data_dir, e))?;
@@ -345,7 +368,9 @@ impl ReplicaManager {
                     tracing::warn!(error = %e, "could not remove a deleted partition directory");
                 }
             }
-            let clean = checkpoint::take_clean_shutdown_marker(data_dir)?;
+            let marker = checkpoint::take_clean_shutdown_marker(data_dir)?;
+            epochs.push(marker.map(|m| m.broker_epoch));
+            let clean = marker.is_some();
             let recovery_points = read_checkpoint(data_dir, RECOVERY_POINT_CHECKPOINT);
             let start_offsets = read_checkpoint(data_dir, LOG_START_OFFSET_CHECKPOINT);
             let high_watermarks = read_checkpoint(data_dir, REPLICATION_OFFSET_CHECKPOINT);
@@ -386,6 +411,13 @@ impl ReplicaManager {
                 );
             }
         }
+        let previous = match epochs.split_first() {
+            Some((Some(first), rest)) if rest.iter().all(|e| *e == Some(*first)) => *first,
+            _ => -1,
+        };
+        self.shared
+            .previous_broker_epoch
+            .store(previous, Ordering::SeqCst);
         Ok(loaded)
     }
 
@@ -472,7 +504,8 @@ impl ReplicaManager {
             if unclean.contains(data_dir) {
                 continue;
             }
-            if let Err(e) = checkpoint::write_clean_shutdown_marker(data_dir) {
+            let epoch = self.shared.broker_epoch.load(Ordering::SeqCst);
+            if let Err(e) = checkpoint::write_clean_shutdown_marker(data_dir, epoch) {
                 fail(data_dir, e.into(), &mut unclean);
             }
         }

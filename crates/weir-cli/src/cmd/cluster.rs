@@ -258,6 +258,8 @@ mod tests {
             replicas: replicas.iter().copied().map(NodeId).collect(),
             isr: isr.iter().copied().map(NodeId).collect(),
             offline_replicas: Vec::new(),
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! `weir topic`: create, list, describe, delete, alter the configs of, and add
 //! partitions to topics, through the admin client.
 //!
-//! Every subcommand makes one admin call (describe makes three: Metadata,
-//! ListOffsets, DescribeConfigs) and prints the outcome; a per-topic error from the
-//! broker becomes the command's error, so the exit code says whether it worked.
+//! Every subcommand makes one admin call (describe makes three:
+//! DescribeTopicPartitions, or Metadata on brokers without it, then ListOffsets and
+//! DescribeConfigs) and prints the outcome; a per-topic error from the broker
+//! becomes the command's error, so the exit code says whether it worked. Describe
+//! shows the eligible leader replicas (KIP-966) when a partition has some.
 
 use anyhow::{anyhow, Context};
 use weir_client::admin::{AlterConfigOp, ConfigResource, NewTopic, TopicDescription};
@@ -237,6 +239,15 @@ fn nodes<T: std::fmt::Display>(list: &[T]) -> String {
         .join(",")
 }
 
+/// As [`nodes`], with "-" for none.
+fn nodes_or_dash<T: std::fmt::Display>(list: &[T]) -> String {
+    if list.is_empty() {
+        "-".to_owned()
+    } else {
+        nodes(list)
+    }
+}
+
 async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
     let topic = first(admin.describe_topics(&[name.to_owned()]).await?)?;
     // Log start and end of every partition, in one ListOffsets round per kind.
@@ -271,7 +282,7 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
 
     if json {
         let partitions = topic.partitions.iter().map(|p| {
-            JsonObject::new()
+            let o = JsonObject::new()
                 .int("partition", p.partition.into())
                 .raw(
                     "leader",
@@ -280,16 +291,31 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
                 .int("leader_epoch", p.leader_epoch.into())
                 .raw("replicas", &ids_json(&p.replicas))
                 .raw("isr", &ids_json(&p.isr))
-                .raw("offline_replicas", &ids_json(&p.offline_replicas))
-                .raw(
-                    "log_start_offset",
-                    &opt(offset_of(p.partition, OffsetSpec::Earliest)),
+                .raw("offline_replicas", &ids_json(&p.offline_replicas));
+            // KIP-966 state, only where there is some (brokers with
+            // DescribeTopicPartitions report it).
+            let o = if p.eligible_leader_replicas.is_empty() {
+                o
+            } else {
+                o.raw(
+                    "eligible_leader_replicas",
+                    &ids_json(&p.eligible_leader_replicas),
                 )
-                .raw(
-                    "log_end_offset",
-                    &opt(offset_of(p.partition, OffsetSpec::Latest)),
-                )
-                .finish()
+            };
+            let o = if p.last_known_elr.is_empty() {
+                o
+            } else {
+                o.raw("last_known_elr", &ids_json(&p.last_known_elr))
+            };
+            o.raw(
+                "log_start_offset",
+                &opt(offset_of(p.partition, OffsetSpec::Earliest)),
+            )
+            .raw(
+                "log_end_offset",
+                &opt(offset_of(p.partition, OffsetSpec::Latest)),
+            )
+            .finish()
         });
         let mut configs = JsonObject::new();
         for (k, v) in &overrides {
@@ -318,31 +344,37 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
         outln!("Configs: {}", list.join(", "));
     }
     let text = |o: Option<i64>| o.map_or("-".to_owned(), |o| o.to_string());
+    // The KIP-966 columns appear only when some partition has an ELR or a last
+    // known ELR: most of the time there is none, and the table stays as narrow.
+    let show_elr = topic
+        .partitions
+        .iter()
+        .any(|p| !p.eligible_leader_replicas.is_empty() || !p.last_known_elr.is_empty());
     let rows: Vec<Vec<String>> = topic
         .partitions
         .iter()
         .map(|p| {
-            vec![
+            let mut row = vec![
                 p.partition.to_string(),
                 p.leader.map_or("none".to_owned(), |l| l.to_string()),
                 nodes(&p.replicas),
                 nodes(&p.isr),
-                text(offset_of(p.partition, OffsetSpec::Earliest)),
-                text(offset_of(p.partition, OffsetSpec::Latest)),
-            ]
+            ];
+            if show_elr {
+                row.push(nodes_or_dash(&p.eligible_leader_replicas));
+                row.push(nodes_or_dash(&p.last_known_elr));
+            }
+            row.push(text(offset_of(p.partition, OffsetSpec::Earliest)));
+            row.push(text(offset_of(p.partition, OffsetSpec::Latest)));
+            row
         })
         .collect();
-    print_table(
-        &[
-            "PARTITION",
-            "LEADER",
-            "REPLICAS",
-            "ISR",
-            "LOG-START",
-            "LOG-END",
-        ],
-        &rows,
-    );
+    let mut headers = vec!["PARTITION", "LEADER", "REPLICAS", "ISR"];
+    if show_elr {
+        headers.extend(["ELR", "LAST-KNOWN-ELR"]);
+    }
+    headers.extend(["LOG-START", "LOG-END"]);
+    print_table(&headers, &rows);
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! connections refresh the metadata and retry the affected items until
 //! `default.api.timeout.ms`.
 
+mod describe;
 mod partitions;
 mod types;
 
@@ -24,6 +25,8 @@ use weir_protocol::messages::incremental_alter_configs::{
     AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
 };
 use weir_protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+
+pub use describe::describe_metadata_topic;
 use weir_protocol::Uuid;
 use weir_types::{ErrorCode, NodeId};
 
@@ -252,22 +255,6 @@ impl Admin {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
-    }
-
-    /// Partitions, leaders, replicas and ISR of the named topics.
-    pub async fn describe_topics(
-        &self,
-        names: &[String],
-    ) -> Result<ItemResults<String, TopicDescription>> {
-        self.retry_items(names.to_vec(), |pending| async move {
-            let resp = self.metadata(Some(pending)).await?;
-            Ok(resp
-                .topics
-                .into_iter()
-                .map(describe_metadata_topic)
-                .collect())
-        })
-        .await
     }
 
     async fn metadata(&self, topics: Option<Vec<String>>) -> Result<MetadataResponse> {
@@ -586,40 +573,4 @@ fn group_by_target(resources: &[ConfigResource]) -> Vec<(Option<NodeId>, Vec<Con
         }
     }
     groups
-}
-
-/// A topic of a Metadata response as a description, or its error: for callers
-/// that send Metadata themselves (to one chosen broker, say) and want what
-/// [`Admin::describe_topics`] returns.
-pub fn describe_metadata_topic(
-    t: weir_protocol::messages::metadata::MetadataResponseTopic,
-) -> (String, Result<TopicDescription>) {
-    let name = t.name.unwrap_or_default();
-    let code = ErrorCode::from_code(t.error_code);
-    if !code.is_ok() {
-        return (
-            name.clone(),
-            Err(Error::kafka(format!("topic {name}"), code, None)),
-        );
-    }
-    let mut partitions: Vec<PartitionDescription> = t
-        .partitions
-        .into_iter()
-        .map(|p| PartitionDescription {
-            partition: p.partition_index,
-            leader: (p.leader_id >= 0).then_some(NodeId(p.leader_id)),
-            leader_epoch: p.leader_epoch,
-            replicas: p.replica_nodes.into_iter().map(NodeId).collect(),
-            isr: p.isr_nodes.into_iter().map(NodeId).collect(),
-            offline_replicas: p.offline_replicas.into_iter().map(NodeId).collect(),
-        })
-        .collect();
-    partitions.sort_by_key(|p| p.partition);
-    let d = TopicDescription {
-        name: name.clone(),
-        topic_id: t.topic_id,
-        is_internal: t.is_internal,
-        partitions,
-    };
-    (name, Ok(d))
 }

@@ -81,6 +81,13 @@ pub struct PartitionDescription {
     pub isr: Vec<NodeId>,
     /// Offline replicas.
     pub offline_replicas: Vec<NodeId>,
+    /// Eligible leader replicas (KIP-966): out of the ISR, but holding every
+    /// committed record. Empty when the broker does not report them (Metadata, or
+    /// a broker without DescribeTopicPartitions).
+    pub eligible_leader_replicas: Vec<NodeId>,
+    /// The last known ELR (KIP-966): the last leader of a partition whose ISR
+    /// emptied. Empty when not reported.
+    pub last_known_elr: Vec<NodeId>,
 }
 
 /// The kind of thing a config belongs to.

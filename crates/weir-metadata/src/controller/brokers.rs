@@ -25,7 +25,7 @@ use weir_protocol::messages::{BrokerRegistrationChangeRecord, RegisterBrokerReco
 use weir_types::{ErrorCode, NodeId};
 
 use super::cluster_types::{BrokerRegistration, Heartbeat, HeartbeatReply};
-use super::partition_change::{elect_leaderless, move_away_from};
+use super::partition_change::{elect_leaderless, move_away_from, Leaving};
 use super::types::ApiError;
 use crate::image::{BrokerImage, MetadataImage};
 use crate::record::{MetadataRecord, METADATA_VERSION_FEATURE, METADATA_VERSION_LEVEL};
@@ -129,16 +129,32 @@ pub(crate) fn registration_record(
     })
 }
 
-/// BrokerRegistration: the records and the broker epoch. `next_offset` is where the
-/// first record will land (a registration record's offset is the broker epoch).
+/// The registration's timing and the rules it is checked against.
+pub(crate) struct RegisterContext {
+    /// Where the first record will land (a registration record's offset is the
+    /// broker epoch).
+    pub(crate) next_offset: i64,
+    /// Now, for the session.
+    pub(crate) now: Instant,
+    /// `broker.session.timeout.ms`.
+    pub(crate) timeout: Duration,
+    /// The broker default of `min.insync.replicas`, for ELR changes.
+    pub(crate) min_isr_default: i32,
+}
+
+/// BrokerRegistration: the records and the broker epoch.
+///
+/// A new incarnation whose `previous_broker_epoch` is not the epoch of the
+/// registration it replaces did not shut down cleanly (KIP-966): its log may have
+/// lost records it had acknowledged as a follower, so it leaves every ELR (and
+/// ISR) in the same batch as its registration.
 pub(crate) fn register(
     image: &MetadataImage,
-    next_offset: i64,
     sessions: &mut Sessions,
-    now: Instant,
-    timeout: Duration,
+    ctx: &RegisterContext,
     reg: &BrokerRegistration,
 ) -> Result<(Vec<MetadataRecord>, i64), ApiError> {
+    let (next_offset, now, timeout) = (ctx.next_offset, ctx.now, ctx.timeout);
     if reg.node.get() < 0 {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
@@ -169,16 +185,22 @@ pub(crate) fn register(
                 ),
             ));
         }
-        // The previous incarnation is gone: it leads nothing from now on.
-        if !existing.fenced {
-            let old = existing.id;
-            let eligible = |n: NodeId| n != old && image.is_usable(n);
-            records.extend(
-                move_away_from(image, old, &eligible)
-                    .into_iter()
-                    .map(MetadataRecord::PartitionChange),
-            );
-        }
+    }
+    // A retry of the same process (with changed listeners) lost nothing; a new
+    // process proves a clean shutdown with the epoch it shut down at.
+    let clean = image.broker(reg.node).is_some_and(|b| {
+        b.incarnation_id == reg.incarnation_id || b.epoch == reg.previous_broker_epoch
+    });
+    let unfenced = image.broker(reg.node).is_some_and(|b| !b.fenced);
+    // The previous incarnation is gone: it leads nothing from now on, and after an
+    // unclean shutdown it is no eligible leader either.
+    if unfenced || !clean {
+        let leaving = if clean {
+            Leaving::Isr
+        } else {
+            Leaving::IsrAndElr
+        };
+        records.extend(leave(image, reg.node, ctx.min_isr_default, leaving));
     }
     sessions.touch(reg.node, now);
     Ok((records, next_offset))
@@ -218,16 +240,30 @@ fn change(broker: &BrokerImage, fenced: i8, shutdown: i8) -> MetadataRecord {
     })
 }
 
-/// Fences `broker`: its leadership moves away, it leaves ISRs where others remain.
-pub(crate) fn fence(image: &MetadataImage, broker: &BrokerImage) -> Vec<MetadataRecord> {
-    let id = broker.id;
-    let eligible = |n: NodeId| n != id && image.is_usable(n);
-    let mut records: Vec<MetadataRecord> = move_away_from(image, id, &eligible)
-        .into_iter()
-        .map(MetadataRecord::PartitionChange)
-        .collect();
+/// Fences `broker`: its leadership moves away, it leaves ISRs (joining ELRs where
+/// the ISR drops below `min.insync.replicas`).
+pub(crate) fn fence(
+    image: &MetadataImage,
+    broker: &BrokerImage,
+    min_isr_default: i32,
+) -> Vec<MetadataRecord> {
+    let mut records = leave(image, broker.id, min_isr_default, Leaving::Isr);
     records.push(change(broker, 1, 0));
     records
+}
+
+/// The partition changes of [`move_away_from`] as metadata records.
+fn leave(
+    image: &MetadataImage,
+    id: NodeId,
+    min_isr_default: i32,
+    leaving: Leaving,
+) -> Vec<MetadataRecord> {
+    let eligible = |n: NodeId| n != id && image.is_usable(n);
+    move_away_from(image, id, &eligible, min_isr_default, leaving)
+        .into_iter()
+        .map(MetadataRecord::PartitionChange)
+        .collect()
 }
 
 /// The records a heartbeat causes (before the reply, which [`heartbeat_reply`]
@@ -236,6 +272,7 @@ pub(crate) fn heartbeat(
     image: &MetadataImage,
     sessions: &mut Sessions,
     now: Instant,
+    min_isr_default: i32,
     hb: &Heartbeat,
 ) -> Result<Vec<MetadataRecord>, ApiError> {
     let broker = check_epoch(image, hb.node, hb.broker_epoch)?;
@@ -248,7 +285,7 @@ pub(crate) fn heartbeat(
             let eligible = |n: NodeId| n == id || image.is_usable(n);
             let mut records = vec![change(broker, -1, 0)];
             records.extend(
-                elect_leaderless(image, id, &eligible)
+                elect_leaderless(image, id, &eligible, min_isr_default)
                     .into_iter()
                     .map(MetadataRecord::PartitionChange),
             );
@@ -257,20 +294,15 @@ pub(crate) fn heartbeat(
         return Ok(Vec::new());
     }
     if hb.want_shut_down {
-        let eligible = |n: NodeId| n != id && image.is_usable(n);
         let mut records = Vec::new();
         if !broker.in_controlled_shutdown {
             records.push(change(broker, 0, 1));
         }
-        records.extend(
-            move_away_from(image, id, &eligible)
-                .into_iter()
-                .map(MetadataRecord::PartitionChange),
-        );
+        records.extend(leave(image, id, min_isr_default, Leaving::Isr));
         return Ok(records);
     }
     if hb.want_fence {
-        return Ok(fence(image, broker));
+        return Ok(fence(image, broker, min_isr_default));
     }
     Ok(Vec::new())
 }
@@ -306,10 +338,13 @@ pub(crate) fn leads_any(image: &MetadataImage, node: NodeId) -> bool {
         .any(|t| t.partitions.iter().any(|p| p.leader == Some(node)))
 }
 
-/// UnregisterBroker: the registration goes, after its leadership (as for fencing).
+/// UnregisterBroker: the registration goes, after its leadership, ISR and ELR
+/// places (a broker that comes back registers anew, with nothing to prove its log
+/// intact).
 pub(crate) fn unregister(
     image: &MetadataImage,
     node: NodeId,
+    min_isr_default: i32,
 ) -> Result<Vec<MetadataRecord>, ApiError> {
     let broker = image.broker(node).ok_or_else(|| {
         ApiError::new(
@@ -317,9 +352,7 @@ pub(crate) fn unregister(
             format!("Broker {node} is not registered."),
         )
     })?;
-    let mut records = fence(image, broker);
-    // `fence` ends with the fencing record, which the unregistration replaces.
-    records.pop();
+    let mut records = leave(image, node, min_isr_default, Leaving::IsrAndElr);
     records.push(MetadataRecord::UnregisterBroker(
         weir_protocol::messages::UnregisterBrokerRecord {
             broker_id: node.get(),

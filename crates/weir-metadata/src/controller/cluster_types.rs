@@ -28,6 +28,10 @@ pub struct BrokerRegistration {
     pub listeners: Vec<Endpoint>,
     /// `broker.rack`, if set.
     pub rack: Option<String>,
+    /// The broker epoch the previous process shut down cleanly at, or -1 (Kafka's
+    /// PreviousBrokerEpoch): a new incarnation without the epoch of the
+    /// registration it replaces is taken out of every ELR (KIP-966).
+    pub previous_broker_epoch: i64,
 }
 
 /// One broker heartbeat (Kafka's BrokerHeartbeat request).

@@ -118,6 +118,10 @@ pub struct ControllerConfig {
     /// How long a broker stays unfenced without a heartbeat
     /// (`broker.session.timeout.ms`). Default: 9 s. Minimum: 1 ms.
     pub session_timeout: Duration,
+    /// The broker default of `min.insync.replicas`, for topics without an
+    /// override: the eligible leader replicas (KIP-966) follow it, so it must be the
+    /// value the brokers' high-watermark rule uses. Default: 1. Minimum: 1.
+    pub min_insync_replicas: i32,
     /// Whether the controller moves leadership back to preferred replicas
     /// periodically (`auto.leader.rebalance.enable`). Default: true.
     pub auto_leader_rebalance_enable: bool,
@@ -153,6 +157,7 @@ impl Default for ControllerConfig {
             cluster_id: None,
             id_seed: None,
             session_timeout: Duration::from_millis(9000),
+            min_insync_replicas: 1,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: Duration::from_secs(300),
             leader_imbalance_per_broker_percentage: 10,
@@ -179,6 +184,7 @@ impl fmt::Debug for ControllerConfig {
             .field("cluster_id", &self.cluster_id)
             .field("id_seed", &self.id_seed)
             .field("session_timeout", &self.session_timeout)
+            .field("min_insync_replicas", &self.min_insync_replicas)
             .field(
                 "auto_leader_rebalance_enable",
                 &self.auto_leader_rebalance_enable,
@@ -214,6 +220,12 @@ impl ControllerConfig {
             return bad(format!(
                 "default.replication.factor {} must be >= 1",
                 self.default_replication_factor
+            ));
+        }
+        if self.min_insync_replicas < 1 {
+            return bad(format!(
+                "min.insync.replicas {} must be >= 1",
+                self.min_insync_replicas
             ));
         }
         if self.queue_capacity == 0 {

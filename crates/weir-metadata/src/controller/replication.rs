@@ -17,7 +17,7 @@ use super::cluster_types::{
     Reassignment, TopicPartition,
 };
 use super::partition_change::{
-    default_election, index, unclean_allowed, Election, PartitionChange,
+    default_election, effective_min_isr, index, unclean_allowed, Election, PartitionChange,
 };
 use super::types::ApiError;
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
@@ -35,9 +35,11 @@ fn ids(nodes: &[NodeId]) -> Vec<i32> {
 }
 
 /// AlterPartition for one partition: the change record, if any, or Kafka's error.
+/// `min_isr_default` (the broker default of `min.insync.replicas`) decides the ELR.
 pub(crate) fn alter_partition(
     image: &MetadataImage,
     req: &AlterPartition,
+    min_isr_default: i32,
 ) -> Result<Option<PartitionChangeRecord>, ApiError> {
     check_epoch(image, req.broker_id, req.broker_epoch)?;
     let topic = image
@@ -102,7 +104,9 @@ pub(crate) fn alter_partition(
         return Ok(None);
     }
     let eligible = |n: NodeId| image.is_usable(n);
-    let change = PartitionChange::new(topic.id, req.partition, p, &eligible).isr(isr.clone());
+    let min_isr = effective_min_isr(topic, min_isr_default);
+    let change =
+        PartitionChange::new(topic.id, req.partition, p, &eligible, min_isr).isr(isr.clone());
     let change = match reassignment_target(p) {
         Some(target) if target.iter().all(|r| isr.contains(r)) => {
             change.replicas(target, Vec::new(), Vec::new())
@@ -168,6 +172,7 @@ pub(crate) fn elect_leaders(
     image: &MetadataImage,
     kind: ElectionType,
     partitions: Option<&[TopicPartition]>,
+    min_isr_default: i32,
 ) -> (Vec<MetadataRecord>, Vec<PartitionResult>) {
     let all = partitions.is_none();
     let eligible = |n: NodeId| image.is_usable(n);
@@ -175,7 +180,8 @@ pub(crate) fn elect_leaders(
     let mut results = Vec::new();
     for (tp, found) in resolve(image, partitions) {
         let outcome = found.and_then(|(t, p)| {
-            elect_one(t, &tp, p, kind, &eligible).map(|r| records.push(r.into()))
+            let min_isr = effective_min_isr(t, min_isr_default);
+            elect_one(t, &tp, p, kind, &eligible, min_isr).map(|r| records.push(r.into()))
         });
         let error = outcome.err().unwrap_or(ApiError::NONE);
         if all && error.code == ErrorCode::ElectionNotNeeded {
@@ -201,8 +207,9 @@ fn elect_one(
     p: &PartitionImage,
     kind: ElectionType,
     eligible: &dyn Fn(NodeId) -> bool,
+    min_isr: usize,
 ) -> Result<PartitionChangeRecord, ApiError> {
-    let change = PartitionChange::new(topic.id, tp.partition, p, eligible);
+    let change = PartitionChange::new(topic.id, tp.partition, p, eligible, min_isr);
     match kind {
         ElectionType::Preferred => {
             let preferred = p.replicas.first().copied();
@@ -252,7 +259,11 @@ fn elect_one(
 /// leader changes (every one makes clients refresh metadata); Kafka's KRaft
 /// controller parses the setting but ignores it, Weir applies it per broker as
 /// the setting describes (0 rebalances any imbalance).
-pub(crate) fn rebalance(image: &MetadataImage, imbalance_percentage: u32) -> Vec<MetadataRecord> {
+pub(crate) fn rebalance(
+    image: &MetadataImage,
+    imbalance_percentage: u32,
+    min_isr_default: i32,
+) -> Vec<MetadataRecord> {
     // Per preferred broker: its partitions, and those led by someone else.
     let mut preferred: BTreeMap<NodeId, (usize, Vec<TopicPartition>)> = BTreeMap::new();
     for t in image.topics() {
@@ -281,19 +292,23 @@ pub(crate) fn rebalance(image: &MetadataImage, imbalance_percentage: u32) -> Vec
     if over.is_empty() {
         return Vec::new();
     }
-    let (records, _) = elect_leaders(image, ElectionType::Preferred, Some(&over));
+    let (records, _) = elect_leaders(image, ElectionType::Preferred, Some(&over), min_isr_default);
     records
 }
 
 /// The unclean elections a topic allows for its leaderless partitions (run on the
 /// tick, as Kafka does for topics with `unclean.leader.election.enable`).
-pub(crate) fn unclean_elections(image: &MetadataImage) -> Vec<MetadataRecord> {
+pub(crate) fn unclean_elections(
+    image: &MetadataImage,
+    min_isr_default: i32,
+) -> Vec<MetadataRecord> {
     let eligible = |n: NodeId| image.is_usable(n);
     let mut out = Vec::new();
     for t in image.topics().filter(|t| unclean_allowed(t)) {
+        let min_isr = effective_min_isr(t, min_isr_default);
         for (i, p) in t.partitions.iter().enumerate() {
             if p.leader.is_none() {
-                let change = PartitionChange::new(t.id, index(i), p, &eligible)
+                let change = PartitionChange::new(t.id, index(i), p, &eligible, min_isr)
                     .election(default_election(t));
                 out.extend(change.build().filter(|r| r.leader >= 0).map(Into::into));
             }
@@ -306,6 +321,7 @@ pub(crate) fn unclean_elections(image: &MetadataImage) -> Vec<MetadataRecord> {
 pub(crate) fn alter_reassignments(
     image: &MetadataImage,
     reqs: &[Reassignment],
+    min_isr_default: i32,
 ) -> (Vec<MetadataRecord>, Vec<PartitionResult>) {
     let eligible = |n: NodeId| image.is_usable(n);
     let mut records = Vec::new();
@@ -323,9 +339,14 @@ pub(crate) fn alter_reassignments(
                 .topic(&tp.topic)
                 .and_then(|t| t.partition(tp.partition).map(|p| (t, p)))
                 .ok_or(ApiError::from_code(ErrorCode::UnknownTopicOrPartition))
-                .and_then(|(t, p)| match &req.replicas {
-                    Some(target) => reassign(image, t, tp.partition, p, target, &eligible),
-                    None => cancel(t, tp.partition, p, &eligible),
+                .and_then(|(t, p)| {
+                    let min_isr = effective_min_isr(t, min_isr_default);
+                    let change = PartitionChange::new(t.id, tp.partition, p, &eligible, min_isr)
+                        .election(default_election(t));
+                    match &req.replicas {
+                        Some(target) => reassign(image, p, target, change),
+                        None => cancel(p, change),
+                    }
                 })
         };
         let error = match outcome {
@@ -345,11 +366,9 @@ pub(crate) fn alter_reassignments(
 
 fn reassign(
     image: &MetadataImage,
-    t: &TopicImage,
-    partition: i32,
     p: &PartitionImage,
     target: &[i32],
-    eligible: &dyn Fn(NodeId) -> bool,
+    change: PartitionChange<'_>,
 ) -> Result<Option<PartitionChangeRecord>, ApiError> {
     let bad = |m: String| ApiError::new(ErrorCode::InvalidReplicaAssignment, m);
     let target = nodes(target);
@@ -380,7 +399,6 @@ fn reassign(
         .copied()
         .filter(|r| !target.contains(r))
         .collect();
-    let change = PartitionChange::new(t.id, partition, p, eligible).election(default_election(t));
     let done = target.iter().all(|r| p.isr.contains(r));
     let change = if done {
         // Every target replica is in sync already: complete at once.
@@ -394,10 +412,8 @@ fn reassign(
 }
 
 fn cancel(
-    t: &TopicImage,
-    partition: i32,
     p: &PartitionImage,
-    eligible: &dyn Fn(NodeId) -> bool,
+    change: PartitionChange<'_>,
 ) -> Result<Option<PartitionChangeRecord>, ApiError> {
     if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
         return Err(ApiError::from_code(ErrorCode::NoReassignmentInProgress));
@@ -408,10 +424,7 @@ fn cancel(
         .copied()
         .filter(|r| !p.adding_replicas.contains(r))
         .collect();
-    let change = PartitionChange::new(t.id, partition, p, eligible)
-        .election(default_election(t))
-        .replicas(original, Vec::new(), Vec::new());
-    Ok(change.build())
+    Ok(change.replicas(original, Vec::new(), Vec::new()).build())
 }
 
 /// ListPartitionReassignments.
@@ -489,17 +502,17 @@ mod tests {
     #[test]
     fn rebalance_waits_until_a_broker_is_imbalanced_past_the_percentage() {
         // One of ten led elsewhere is 10%: not more than 10%.
-        assert!(rebalance(&image_with_moved(1), 10).is_empty());
+        assert!(rebalance(&image_with_moved(1), 10, 1).is_empty());
         // Two of ten is: both go back to broker 1.
         assert_eq!(
-            leaders_elected(&rebalance(&image_with_moved(2), 10)),
+            leaders_elected(&rebalance(&image_with_moved(2), 10, 1)),
             vec![(0, 1), (1, 1)]
         );
         // 0% rebalances any imbalance; none means nothing to do.
         assert_eq!(
-            leaders_elected(&rebalance(&image_with_moved(1), 0)),
+            leaders_elected(&rebalance(&image_with_moved(1), 0, 1)),
             vec![(0, 1)]
         );
-        assert!(rebalance(&image_with_moved(0), 0).is_empty());
+        assert!(rebalance(&image_with_moved(0), 0, 1).is_empty());
     }
 }

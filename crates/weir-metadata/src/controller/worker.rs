@@ -139,6 +139,7 @@ impl Worker {
         }
         let image = self.journal.image();
         let now = self.now();
+        let min_isr = self.config.min_insync_replicas;
         Ok(match request {
             Request::CreateTopics(topics, validate_only) => {
                 let (records, results) = topics::create_topics(&mut self.ctx(&image), &topics);
@@ -169,23 +170,24 @@ impl Worker {
             }
             Request::RegisterBroker(reg) => Response::RegisterBroker(self.register(&image, &reg)?),
             Request::Heartbeat(hb) => {
-                let outcome = match brokers::heartbeat(&image, &mut self.sessions, now, &hb) {
-                    Ok(records) => {
-                        self.commit(records, false)?;
-                        let image = self.journal.image();
-                        Ok(brokers::heartbeat_reply(
-                            &image,
-                            &mut self.sessions,
-                            now,
-                            &hb,
-                        ))
-                    }
-                    Err(e) => Err(e),
-                };
+                let outcome =
+                    match brokers::heartbeat(&image, &mut self.sessions, now, min_isr, &hb) {
+                        Ok(records) => {
+                            self.commit(records, false)?;
+                            let image = self.journal.image();
+                            Ok(brokers::heartbeat_reply(
+                                &image,
+                                &mut self.sessions,
+                                now,
+                                &hb,
+                            ))
+                        }
+                        Err(e) => Err(e),
+                    };
                 Response::Heartbeat(outcome)
             }
             Request::AlterPartition(req) => {
-                let outcome = match replication::alter_partition(&image, &req) {
+                let outcome = match replication::alter_partition(&image, &req, min_isr) {
                     Ok(record) => {
                         self.commit(record.into_iter().map(Into::into).collect(), false)?;
                         partition_state(&self.journal.image(), &req)
@@ -196,12 +198,12 @@ impl Worker {
             }
             Request::ElectLeaders(kind, partitions) => {
                 let (records, results) =
-                    replication::elect_leaders(&image, kind, partitions.as_deref());
+                    replication::elect_leaders(&image, kind, partitions.as_deref(), min_isr);
                 self.commit(records, false)?;
                 Response::PartitionResults(results)
             }
             Request::AlterReassignments(reqs) => {
-                let (records, results) = replication::alter_reassignments(&image, &reqs);
+                let (records, results) = replication::alter_reassignments(&image, &reqs, min_isr);
                 self.commit(records, false)?;
                 Response::PartitionResults(results)
             }
@@ -209,7 +211,7 @@ impl Worker {
                 replication::list_reassignments(&image, partitions.as_deref()),
             ),
             Request::UnregisterBroker(node) => {
-                let outcome = match brokers::unregister(&image, NodeId(node)) {
+                let outcome = match brokers::unregister(&image, NodeId(node), min_isr) {
                     Ok(records) => {
                         self.commit(records, false)?;
                         Ok(())
@@ -236,10 +238,13 @@ impl Worker {
         image: &MetadataImage,
         reg: &BrokerRegistration,
     ) -> Result<std::result::Result<i64, ApiError>> {
-        let next = self.journal.next_offset().get();
-        let now = self.now();
-        let timeout = self.config.session_timeout;
-        match brokers::register(image, next, &mut self.sessions, now, timeout, reg) {
+        let ctx = brokers::RegisterContext {
+            next_offset: self.journal.next_offset().get(),
+            now: self.now(),
+            timeout: self.config.session_timeout,
+            min_isr_default: self.config.min_insync_replicas,
+        };
+        match brokers::register(image, &mut self.sessions, &ctx, reg) {
             Ok((records, epoch)) => {
                 self.commit(records, false)?;
                 info!(node_id = %reg.node, broker_epoch = epoch, "broker registered");
@@ -255,6 +260,7 @@ impl Worker {
             return;
         }
         let now = self.now();
+        let min_isr = self.config.min_insync_replicas;
         if !self.config.listeners.is_empty() {
             // The local broker registered by this controller lives in this process.
             self.sessions.touch(self.config.node_id, now);
@@ -271,12 +277,12 @@ impl Worker {
                 continue;
             };
             warn!(node_id = %id, "broker session expired; fencing it");
-            if let Err(e) = self.commit(brokers::fence(&image, broker), false) {
+            if let Err(e) = self.commit(brokers::fence(&image, broker, min_isr), false) {
                 error!(error = %e, node_id = %id, "fencing not written");
                 return;
             }
         }
-        let records = replication::unclean_elections(&self.journal.image());
+        let records = replication::unclean_elections(&self.journal.image(), min_isr);
         if let Err(e) = self.commit(records, false) {
             error!(error = %e, "unclean elections not written");
         }
@@ -287,6 +293,7 @@ impl Worker {
             let records = replication::rebalance(
                 &self.journal.image(),
                 self.config.leader_imbalance_per_broker_percentage,
+                min_isr,
             );
             if !records.is_empty() {
                 info!(partitions = records.len(), "rebalancing preferred leaders");
@@ -383,6 +390,7 @@ impl Worker {
                 incarnation_id: self.ids.next_uuid(),
                 listeners: listeners.clone(),
                 rack: rack.clone(),
+                previous_broker_epoch: -1,
             };
             records.push(brokers::registration_record(&reg, epoch, false));
             info!(node_id = %node, broker_epoch = epoch, "registering the local broker");

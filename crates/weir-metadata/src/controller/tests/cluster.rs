@@ -58,6 +58,7 @@ pub(crate) fn reg(node: i32, rack: Option<&str>) -> BrokerRegistration {
         incarnation_id: Uuid([node as u8; 16]),
         listeners: listener(9000 + node as u16),
         rack: rack.map(String::from),
+        previous_broker_epoch: -1,
     }
 }
 
@@ -83,13 +84,13 @@ pub(crate) async fn join(c: &Controller, node: i32, rack: Option<&str>) -> i64 {
 }
 
 /// A heartbeat of a caught-up broker.
-async fn beat(c: &Controller, node: i32, epoch: i64) -> HeartbeatReply {
+pub(crate) async fn beat(c: &Controller, node: i32, epoch: i64) -> HeartbeatReply {
     c.broker_heartbeat(hb(node, epoch, c.image().offset().get()))
         .await
         .unwrap()
 }
 
-async fn want_fence(c: &Controller, node: i32, epoch: i64) {
+pub(crate) async fn want_fence(c: &Controller, node: i32, epoch: i64) {
     let h = Heartbeat {
         want_fence: true,
         ..hb(node, epoch, c.image().offset().get())
@@ -101,11 +102,11 @@ pub(crate) fn part(c: &Controller, topic: &str, p: i32) -> PartitionImage {
     c.image().partition(topic, p).unwrap().clone()
 }
 
-fn ids(v: &[NodeId]) -> Vec<i32> {
+pub(crate) fn ids(v: &[NodeId]) -> Vec<i32> {
     v.iter().map(|n| n.get()).collect()
 }
 
-fn manual(name: &str, lists: &[&[i32]]) -> CreateTopic {
+pub(crate) fn manual(name: &str, lists: &[&[i32]]) -> CreateTopic {
     CreateTopic {
         assignments: lists
             .iter()
@@ -119,7 +120,13 @@ fn manual(name: &str, lists: &[&[i32]]) -> CreateTopic {
     }
 }
 
-fn alter(c: &Controller, node: i32, epoch: i64, topic: &str, isr: &[i32]) -> AlterPartition {
+pub(crate) fn alter(
+    c: &Controller,
+    node: i32,
+    epoch: i64,
+    topic: &str,
+    isr: &[i32],
+) -> AlterPartition {
     let image = c.image();
     let p = image.partition(topic, 0).unwrap();
     AlterPartition {
@@ -280,7 +287,12 @@ async fn only_isr_member_fenced_leaves_partition_leaderless_until_it_returns() {
     want_fence(&c, 2, e2).await;
     let solo = part(&c, "solo", 0);
     assert_eq!(solo.leader, None, "no eligible ISR member");
-    assert_eq!(ids(&solo.isr), vec![2], "the last ISR member stays");
+    assert!(
+        solo.isr.is_empty(),
+        "the last ISR member leaves too (ELR on)"
+    );
+    assert_eq!(ids(&solo.elr), vec![2], "and becomes an eligible leader");
+    assert_eq!(ids(&solo.last_known_elr), vec![2], "the last leader");
     assert_eq!(solo.leader_epoch.get(), leader_epoch + 1);
     let pair = part(&c, "pair", 0);
     assert_eq!((pair.leader, ids(&pair.isr)), (Some(NodeId(1)), vec![1]));
@@ -290,6 +302,8 @@ async fn only_isr_member_fenced_leaves_partition_leaderless_until_it_returns() {
     assert!(!beat(&c, 2, e2).await.is_fenced);
     let solo = part(&c, "solo", 0);
     assert_eq!(solo.leader, Some(NodeId(2)));
+    assert_eq!(ids(&solo.isr), vec![2]);
+    assert!(solo.elr.is_empty() && solo.last_known_elr.is_empty());
     assert_eq!(solo.leader_epoch.get(), leader_epoch + 2);
     assert_eq!(part(&c, "pair", 0).leader, Some(NodeId(1)));
 }
@@ -306,7 +320,8 @@ async fn never_elects_outside_the_isr_unless_the_topic_allows_it() {
         .unwrap();
     want_fence(&c, 1, e1).await;
     let p = part(&c, "t", 0);
-    assert_eq!((p.leader, ids(&p.isr)), (None, vec![1]), "2 is out of sync");
+    assert_eq!((p.leader, ids(&p.isr)), (None, vec![]), "2 is out of sync");
+    assert_eq!(ids(&p.elr), vec![1], "only 1 has every committed record");
     c.tick().await.unwrap();
     assert_eq!(part(&c, "t", 0).leader, None);
 
@@ -345,7 +360,12 @@ async fn controlled_shutdown_moves_leadership_then_allows_shutdown() {
     let t = part(&c, "t", 0);
     assert_eq!((t.leader, ids(&t.isr)), (Some(NodeId(2)), vec![2]));
     let only = part(&c, "only", 0);
-    assert_eq!((only.leader, ids(&only.isr)), (None, vec![1]));
+    assert_eq!((only.leader, ids(&only.isr)), (None, vec![]));
+    assert_eq!(
+        ids(&only.elr),
+        vec![1],
+        "its log is intact: an eligible leader"
+    );
 
     let reply = c
         .broker_heartbeat(shut(c.image().offset().get()))

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod configs;
+mod elr;
 mod failover;
 mod lifecycle;
 mod topics;
