@@ -80,8 +80,15 @@ impl ProducerBatch {
         compression: Compression,
         level: Option<i32>,
         now: Instant,
+        batch_size: usize,
+        records_hint: usize,
     ) -> Self {
-        let mut builder = BatchBuilder::new().compression(compression);
+        // Sized for `batch.size` from the start, as Kafka's producer takes a
+        // `batch.size` buffer from its pool: growing it by doubling copied every
+        // batch several times over.
+        let mut builder = BatchBuilder::new()
+            .reserve(batch_size)
+            .compression(compression);
         if let Some(l) = level {
             builder = builder.compression_level(l);
         }
@@ -95,7 +102,7 @@ impl ProducerBatch {
             size: 0,
             full: false,
             created: now,
-            deliveries: Vec::new(),
+            deliveries: Vec::with_capacity(records_hint),
             attempts: 0,
             retry_at: None,
             stamp: None,
@@ -230,6 +237,8 @@ mod tests {
             Compression::Lz4,
             None,
             Instant::now(),
+            1024,
+            4,
         );
         for i in 0..3u8 {
             let (tx, _rx) = oneshot::channel();
