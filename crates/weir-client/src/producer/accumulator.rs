@@ -19,11 +19,12 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use weir_protocol::records::{Compression, HEADER_LEN};
 
-use super::batch::{ProducerBatch, RecordMetadata};
+use super::batch::ProducerBatch;
+use super::delivery::DeliveryFuture;
 use crate::cluster::TopicPartition;
 use crate::error::Result;
 
@@ -115,10 +116,6 @@ pub(crate) struct Ready {
     pub(crate) next_check: Option<Instant>,
 }
 
-/// The most delivery slots reserved up front for a new batch (tiny records fill
-/// the rest by growing the vector).
-const MAX_DELIVERIES_HINT: usize = 1024;
-
 /// The longest a batch past `delivery.timeout.ms` waits to be noticed.
 const EXPIRY_SCAN_INTERVAL_MAX: Duration = Duration::from_millis(100);
 
@@ -159,17 +156,17 @@ impl Accumulator {
     }
 
     /// Appends a record to the open batch of `topic`'s `partition`, or to a new
-    /// one. `now` is asked only when a batch is created (its linger starts): a clock
-    /// read per record was a measurable part of the producer's CPU.
+    /// one; returns what happened and the record's future. `now` is asked only
+    /// when a batch is created (its linger starts): a clock read per record was a
+    /// measurable part of the producer's CPU.
     pub(crate) fn append(
         &mut self,
         topic: &str,
         partition: i32,
         record: RecordRef<'_>,
-        delivery: oneshot::Sender<Result<RecordMetadata>>,
         memory: OwnedSemaphorePermit,
         now: impl FnOnce() -> Instant,
-    ) -> Result<Appended> {
+    ) -> Result<(Appended, DeliveryFuture)> {
         let size = record.size_estimate();
         let batch_size = self.batch_size;
         let key: &dyn PartitionKey = &(topic, partition);
@@ -191,9 +188,6 @@ impl Accumulator {
             let id = self.next_id;
             self.next_id += 1;
             self.incomplete.insert(id);
-            // Room for a full batch, and a delivery slot per record of this size
-            // (the estimate is an upper bound on a record's size, hence the margin).
-            let records_hint = (batch_size / size.max(1) * 3 / 2).clamp(1, MAX_DELIVERIES_HINT);
             queue.push_back(ProducerBatch::new(
                 id,
                 TopicPartition::new(topic, partition),
@@ -201,27 +195,26 @@ impl Accumulator {
                 self.compression_level,
                 now(),
                 batch_size,
-                records_hint,
             ));
         }
         let Some(batch) = queue.back_mut() else {
             return Err(crate::error::Error::Closed("batch"));
         };
-        batch.append(
+        let delivery = batch.append(
             record.timestamp,
             record.key,
             record.value,
             record.headers,
-            delivery,
             memory,
         )?;
         if batch.size >= batch_size {
             batch.full = true;
         }
-        Ok(Appended {
+        let appended = Appended {
             new_batch,
             full: batch.full,
-        })
+        };
+        Ok((appended, delivery))
     }
 
     /// Which partitions have a batch to send now. Batches with an id below
@@ -385,10 +378,10 @@ mod tests {
             value: Some(&value),
             headers: &[],
         };
-        let (tx, _rx) = oneshot::channel();
         let permit = sem.try_acquire_many_owned(1).unwrap();
-        a.append(&tp.topic, tp.partition, rec, tx, permit, || now)
+        a.append(&tp.topic, tp.partition, rec, permit, || now)
             .unwrap()
+            .0
     }
 
     #[test]

@@ -26,22 +26,21 @@
 pub(crate) mod accumulator;
 pub(crate) mod batch;
 mod config;
+mod delivery;
 pub(crate) mod idempotence;
 pub mod partitioner;
 mod sender;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch, Notify, Semaphore, TryAcquireError};
+use tokio::sync::{watch, Notify, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
 pub use batch::RecordMetadata;
 pub use config::{parse_compression, Acks, Compression, ProducerConfig};
+pub use delivery::DeliveryFuture;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -97,22 +96,6 @@ impl ProducerRecord {
     pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
         self
-    }
-}
-
-/// Resolves when the record is acknowledged (or has failed for good).
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::Closed("producer"))))
     }
 }
 
@@ -316,8 +299,7 @@ impl Producer {
                 }
             }
         };
-        let (tx, rx) = oneshot::channel();
-        let appended = {
+        let (appended, delivery) = {
             let mut s = shared.state();
             if s.closing {
                 return Err(Error::Closed("producer"));
@@ -331,12 +313,12 @@ impl Producer {
                 None => s.partitioner.partition(topic, size, config.batch_size),
             };
             s.acc
-                .append(&record.topic, partition, rec, tx, memory, Instant::now)?
+                .append(&record.topic, partition, rec, memory, Instant::now)?
         };
         if appended.new_batch || appended.full {
             shared.wake.notify_one();
         }
-        Ok(DeliveryFuture { rx })
+        Ok(delivery)
     }
 
     /// Sends a record and waits for its acknowledgement.
