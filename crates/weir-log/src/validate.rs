@@ -44,7 +44,8 @@ impl Log {
         }
         let records = view
             .records(MAX_DECOMPRESSED_BYTES)
-            .map_err(records_error)?;
+            .map_err(records_error)?
+            .stamps();
         for (i, record) in records.enumerate() {
             let record = record.map_err(records_error)?;
             if i64::from(record.offset_delta) != i as i64 {

@@ -2,7 +2,8 @@
 //! alone, and what walking its records costs when a handler has to.
 //!
 //! The batch is 16 KiB of 1 KiB records, the shape of a typical producer batch
-//! (`batch.size` defaults to 16 KiB).
+//! (`batch.size` defaults to 16 KiB); the `*_small` groups use 100-byte records,
+//! where per-record costs dominate.
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -77,6 +78,62 @@ fn walk(c: &mut Criterion) {
     g.finish();
 }
 
+/// 100-byte values, keyless, as `weir perf produce --record-size 100` sends them:
+/// about 150 fit a 16 KiB batch.
+const SMALL_VALUE: [u8; 100] = [b'x'; 100];
+const SMALL_RECORDS: i64 = 150;
+
+fn small_batch() -> Bytes {
+    let mut b = BatchBuilder::new().reserve(16 * 1024);
+    for i in 0..SMALL_RECORDS {
+        b.append(1_700_000_000_000 + i, None, Some(&SMALL_VALUE), &[])
+            .expect("append");
+    }
+    b.build().expect("build")
+}
+
+/// The producer's side: encoding ~150 small records and finishing the batch.
+fn build_small(c: &mut Criterion) {
+    let mut g = c.benchmark_group("build_16k_small");
+    g.throughput(Throughput::Elements(SMALL_RECORDS as u64));
+    g.bench_function("append_and_build", |b| b.iter(small_batch));
+    g.finish();
+}
+
+/// The leader's record-level check of a small-record batch: a full walk (keys
+/// and values sliced out) next to the stamps-only walk that validation uses.
+fn walk_small(c: &mut Criterion) {
+    let v = BatchView::parse(small_batch()).expect("valid");
+    let mut g = c.benchmark_group("walk_16k_small");
+    g.throughput(Throughput::Elements(SMALL_RECORDS as u64));
+    g.bench_function("records", |b| {
+        b.iter(|| {
+            let mut n = 0i64;
+            for r in black_box(&v).records(1 << 20).expect("records") {
+                n += r.expect("record").timestamp;
+            }
+            n
+        })
+    });
+    g.bench_function("stamps", |b| {
+        b.iter(|| {
+            let mut n = 0i64;
+            for r in black_box(&v).records(1 << 20).expect("records").stamps() {
+                n += r.expect("record").timestamp;
+            }
+            n
+        })
+    });
+    g.bench_function("validate_client_records", |b| {
+        b.iter(|| {
+            black_box(&v)
+                .validate_client_records(1 << 20)
+                .expect("valid")
+        })
+    });
+    g.finish();
+}
+
 fn split(c: &mut Criterion) {
     let one = batch(Compression::None);
     let mut all = BytesMut::new();
@@ -96,5 +153,5 @@ fn split(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, validate, walk, split);
+criterion_group!(benches, validate, walk, build_small, walk_small, split);
 criterion_main!(benches);

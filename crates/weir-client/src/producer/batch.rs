@@ -8,9 +8,11 @@
 //! ([`restamp`]): the records themselves are never re-encoded or recompressed.
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use weir_protocol::records::{field, BatchBuilder, Compression};
+
+use super::delivery::{Completer, DeliveryFuture, Settled};
 
 use crate::cluster::TopicPartition;
 use crate::error::{Error, Result};
@@ -25,13 +27,6 @@ pub struct RecordMetadata {
     /// The record's timestamp: the broker's append time for LogAppendTime topics,
     /// the producer's create time otherwise.
     pub timestamp: i64,
-}
-
-/// The waiting end of one record's send.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub(crate) tx: oneshot::Sender<Result<RecordMetadata>>,
-    pub(crate) timestamp: i64,
 }
 
 /// The producer id, epoch and base sequence stamped into a batch.
@@ -60,7 +55,8 @@ pub(crate) struct ProducerBatch {
     /// Full: takes no more records and is ready to send at once.
     pub(crate) full: bool,
     pub(crate) created: Instant,
-    pub(crate) deliveries: Vec<Delivery>,
+    /// Settles every record's [`DeliveryFuture`] at once.
+    completer: Completer,
     /// Sends so far.
     pub(crate) attempts: u32,
     /// Not before this instant (retry backoff).
@@ -80,11 +76,18 @@ impl ProducerBatch {
         compression: Compression,
         level: Option<i32>,
         now: Instant,
+        batch_size: usize,
     ) -> Self {
-        let mut builder = BatchBuilder::new().compression(compression);
+        // Sized for `batch.size` from the start, as Kafka's producer takes a
+        // `batch.size` buffer from its pool: growing it by doubling copied every
+        // batch several times over.
+        let mut builder = BatchBuilder::new()
+            .reserve(batch_size)
+            .compression(compression);
         if let Some(l) = level {
             builder = builder.compression_level(l);
         }
+        let partition = tp.partition;
         ProducerBatch {
             id,
             tp,
@@ -95,7 +98,7 @@ impl ProducerBatch {
             size: 0,
             full: false,
             created: now,
-            deliveries: Vec::new(),
+            completer: Completer::new(partition),
             attempts: 0,
             retry_at: None,
             stamp: None,
@@ -109,31 +112,28 @@ impl ProducerBatch {
         self.builder.is_some() && !self.full
     }
 
-    /// Appends a record; the caller checked [`ProducerBatch::is_open`].
+    /// Appends a record; the caller checked [`ProducerBatch::is_open`]. Returns
+    /// the record's future.
     pub(crate) fn append(
         &mut self,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
-        delivery: oneshot::Sender<Result<RecordMetadata>>,
         memory: OwnedSemaphorePermit,
-    ) -> Result<()> {
+    ) -> Result<DeliveryFuture> {
         let Some(builder) = self.builder.as_mut() else {
             return Err(Error::Closed("batch"));
         };
         builder.append(timestamp, key, value, headers)?;
         self.size = builder.uncompressed_len();
+        let delivery = self.completer.future(self.record_count, timestamp);
         self.record_count += 1;
-        self.deliveries.push(Delivery {
-            tx: delivery,
-            timestamp,
-        });
         match self.memory.as_mut() {
             Some(m) => m.merge(memory),
             None => self.memory = Some(memory),
         }
-        Ok(())
+        Ok(delivery)
     }
 
     /// The wire bytes carrying `stamp`: built on the first call, then reused, and
@@ -167,31 +167,15 @@ impl ProducerBatch {
     /// Completes every record: offsets from `base_offset` (-1 stays -1), timestamps
     /// from the broker's `log_append_time` when it set one.
     pub(crate) fn complete(self, base_offset: i64, log_append_time: i64) {
-        let partition = self.tp.partition;
-        for (i, d) in self.deliveries.into_iter().enumerate() {
-            let offset = if base_offset >= 0 {
-                base_offset + i as i64
-            } else {
-                -1
-            };
-            let timestamp = if log_append_time >= 0 {
-                log_append_time
-            } else {
-                d.timestamp
-            };
-            let _ = d.tx.send(Ok(RecordMetadata {
-                partition,
-                offset,
-                timestamp,
-            }));
-        }
+        self.completer.settle(Ok(Settled {
+            base_offset,
+            log_append_time,
+        }));
     }
 
     /// Fails every record with `error`.
     pub(crate) fn fail(self, error: Error) {
-        for d in self.deliveries {
-            let _ = d.tx.send(Err(error.clone()));
-        }
+        self.completer.settle(Err(error));
     }
 }
 
@@ -230,12 +214,11 @@ mod tests {
             Compression::Lz4,
             None,
             Instant::now(),
+            1024,
         );
         for i in 0..3u8 {
-            let (tx, _rx) = oneshot::channel();
             let permit = sem.clone().try_acquire_many_owned(10).unwrap();
-            b.append(1000, Some(&[i]), Some(b"v"), &[], tx, permit)
-                .unwrap();
+            b.append(1000, Some(&[i]), Some(b"v"), &[], permit).unwrap();
         }
         assert_eq!(sem.available_permits(), 970);
         let first = Stamp {

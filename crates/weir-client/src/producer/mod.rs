@@ -26,23 +26,23 @@
 pub(crate) mod accumulator;
 pub(crate) mod batch;
 mod config;
+mod delivery;
 pub(crate) mod idempotence;
 pub mod partitioner;
 mod sender;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
 pub use batch::RecordMetadata;
 pub use config::{parse_compression, Acks, Compression, ProducerConfig};
+pub use delivery::DeliveryFuture;
 
-use crate::cluster::{Cluster, TopicPartition};
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use accumulator::{Accumulator, RecordRef};
 use partitioner::{partition_for_key, StickyPartitioner};
@@ -96,22 +96,6 @@ impl ProducerRecord {
     pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
         self
-    }
-}
-
-/// Resolves when the record is acknowledged (or has failed for good).
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::Closed("producer"))))
     }
 }
 
@@ -225,7 +209,10 @@ impl Producer {
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let shared = &self.handle.shared;
         let config = &shared.config;
-        let started = Instant::now();
+        // Clock reads are a visible share of a small record's cost, so the fast
+        // path (metadata known, buffer space free) takes exactly one: the record's
+        // timestamp. `started` is read only when something has to wait.
+        let mut started = None;
         {
             let s = shared.state();
             if let Some(e) = &s.fatal {
@@ -267,6 +254,7 @@ impl Producer {
         {
             Some(t) => t,
             None => {
+                started = Some(Instant::now());
                 waited = shared
                     .cluster
                     .wait_for_topic(&record.topic, config.max_block)
@@ -290,23 +278,28 @@ impl Producer {
             (None, None) => None,
         };
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let budget = config.max_block.saturating_sub(started.elapsed());
-        let memory =
-            match tokio::time::timeout(budget, shared.memory.clone().acquire_many_owned(permits))
-                .await
-            {
-                Ok(Ok(p)) => p,
-                Ok(Err(_)) => return Err(Error::Closed("producer")),
-                Err(_) => {
-                    return Err(Error::OperationTimeout {
-                        operation: "waiting for buffer.memory".into(),
-                        after: config.max_block,
-                        last_error: None,
-                    })
+        let memory = match shared.memory.clone().try_acquire_many_owned(permits) {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return Err(Error::Closed("producer")),
+            Err(TryAcquireError::NoPermits) => {
+                let budget = config
+                    .max_block
+                    .saturating_sub(started.map_or(Duration::ZERO, |s| s.elapsed()));
+                let acquire = shared.memory.clone().acquire_many_owned(permits);
+                match tokio::time::timeout(budget, acquire).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => return Err(Error::Closed("producer")),
+                    Err(_) => {
+                        return Err(Error::OperationTimeout {
+                            operation: "waiting for buffer.memory".into(),
+                            after: config.max_block,
+                            last_error: None,
+                        })
+                    }
                 }
-            };
-        let (tx, rx) = oneshot::channel();
-        let appended = {
+            }
+        };
+        let (appended, delivery) = {
             let mut s = shared.state();
             if s.closing {
                 return Err(Error::Closed("producer"));
@@ -319,13 +312,13 @@ impl Producer {
                 Some(p) => p,
                 None => s.partitioner.partition(topic, size, config.batch_size),
             };
-            let tp = TopicPartition::new(record.topic.as_str(), partition);
-            s.acc.append(&tp, rec, tx, memory, Instant::now())?
+            s.acc
+                .append(&record.topic, partition, rec, memory, Instant::now)?
         };
         if appended.new_batch || appended.full {
             shared.wake.notify_one();
         }
-        Ok(DeliveryFuture { rx })
+        Ok(delivery)
     }
 
     /// Sends a record and waits for its acknowledgement.

@@ -101,13 +101,18 @@ impl StickyPartitioner {
                 bytes: 0,
             },
         };
-        self.topics.insert(
-            topic.name.clone(),
-            Sticky {
-                partition: sticky.partition,
-                bytes: sticky.bytes + record_bytes,
-            },
-        );
+        let next = Sticky {
+            partition: sticky.partition,
+            bytes: sticky.bytes + record_bytes,
+        };
+        // Update in place: cloning the topic name for an insert cost an allocation
+        // per record.
+        match self.topics.get_mut(&topic.name) {
+            Some(s) => *s = next,
+            None => {
+                self.topics.insert(topic.name.clone(), next);
+            }
+        }
         sticky.partition
     }
 }

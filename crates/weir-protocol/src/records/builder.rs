@@ -1,11 +1,12 @@
 //! Building a batch, the client side of the format (and the broker's, for control
 //! batches and recompression).
 //!
-//! Records are encoded into one growing buffer as they are appended; `build`
-//! compresses that buffer if asked, writes the 61-byte header in front and fills in
-//! the lengths and the CRC. Offsets are deltas 0, 1, 2, ... from `base_offset` (the
-//! leader reassigns baseOffset anyway); the first record's timestamp becomes
-//! baseTimestamp, as in Kafka's `MemoryRecordsBuilder`.
+//! Records are encoded into one growing buffer as they are appended, behind room
+//! kept for the 61-byte header; `build` compresses the records if asked, writes the
+//! header into that room and fills in the lengths and the CRC. Offsets are deltas
+//! 0, 1, 2, ... from `base_offset` (the leader reassigns baseOffset anyway); the
+//! first record's timestamp becomes baseTimestamp, as in Kafka's
+//! `MemoryRecordsBuilder`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -31,7 +32,9 @@ pub struct BatchBuilder {
     base_sequence: i32,
     transactional: bool,
     control: bool,
-    /// Encoded records, uncompressed.
+    /// `HEADER_LEN` bytes kept for the header, then the encoded records,
+    /// uncompressed: an uncompressed `build` fills the header in place instead of
+    /// copying every record into a second buffer.
     records: BytesMut,
     /// Records appended so far.
     count: i32,
@@ -59,11 +62,18 @@ impl BatchBuilder {
             base_sequence: NO_SEQUENCE,
             transactional: false,
             control: false,
-            records: BytesMut::new(),
+            records: BytesMut::zeroed(HEADER_LEN),
             count: 0,
             base_timestamp: None,
             max_timestamp: i64::MIN,
         }
+    }
+
+    /// Reserves room for `bytes` of encoded records up front (a producer knows its
+    /// `batch.size`), so appends do not grow the buffer step by step.
+    pub fn reserve(mut self, bytes: usize) -> Self {
+        self.records.reserve(bytes);
+        self
     }
 
     /// Compress the records with `codec` at its default level.
@@ -123,7 +133,7 @@ impl BatchBuilder {
     /// Size of the batch if built uncompressed: a bound to keep batches under
     /// `max.message.bytes` before compression.
     pub fn uncompressed_len(&self) -> usize {
-        HEADER_LEN + self.records.len()
+        self.records.len()
     }
 
     /// Appends a record with the next offset delta. `None` key or value is null
@@ -184,38 +194,44 @@ impl BatchBuilder {
         else {
             return Err(RecordsError::Build("a batch needs at least one record"));
         };
-        let compressed;
-        let section: &[u8] = match self.compression {
-            Compression::None => &self.records,
-            codec => {
-                compressed = compression::compress(codec, &self.records, self.compression_level)?;
-                &compressed
-            }
-        };
-        let batch_length = i32::try_from(HEADER_LEN - LOG_OVERHEAD + section.len())
-            .map_err(|_| RecordsError::Build("batch over 2 GiB"))?;
         let attributes = Attributes::new(
             self.compression,
             TimestampType::CreateTime,
             self.transactional,
             self.control,
         );
-
-        let mut out = BytesMut::with_capacity(HEADER_LEN + section.len());
-        out.put_i64(self.base_offset);
-        out.put_i32(batch_length);
-        out.put_i32(self.partition_leader_epoch);
-        out.put_i8(MAGIC_V2);
-        out.put_u32(0); // CRC, filled in below
-        out.put_i16(attributes.0);
-        out.put_i32(last_offset_delta);
-        out.put_i64(base_timestamp);
-        out.put_i64(self.max_timestamp);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        out.put_i32(self.base_sequence);
-        out.put_i32(self.count);
-        out.put_slice(section);
+        let mut out = match self.compression {
+            Compression::None => self.records,
+            codec => {
+                let section = self.records.get(HEADER_LEN..).unwrap_or_default();
+                let compressed = compression::compress(codec, section, self.compression_level)?;
+                let mut out = BytesMut::with_capacity(HEADER_LEN + compressed.len());
+                out.put_bytes(0, HEADER_LEN);
+                out.put_slice(&compressed);
+                out
+            }
+        };
+        let batch_length = i32::try_from(out.len() - LOG_OVERHEAD)
+            .map_err(|_| RecordsError::Build("batch over 2 GiB"))?;
+        let mut header = [0u8; HEADER_LEN];
+        let mut h = &mut header[..];
+        h.put_i64(self.base_offset);
+        h.put_i32(batch_length);
+        h.put_i32(self.partition_leader_epoch);
+        h.put_i8(MAGIC_V2);
+        h.put_u32(0); // CRC, filled in below
+        h.put_i16(attributes.0);
+        h.put_i32(last_offset_delta);
+        h.put_i64(base_timestamp);
+        h.put_i64(self.max_timestamp);
+        h.put_i64(self.producer_id);
+        h.put_i16(self.producer_epoch);
+        h.put_i32(self.base_sequence);
+        h.put_i32(self.count);
+        debug_assert!(h.is_empty(), "the header fields fill HEADER_LEN exactly");
+        if let Some(dst) = out.get_mut(..HEADER_LEN) {
+            dst.copy_from_slice(&header);
+        }
         let crc = crc32c::crc32c(out.get(field::ATTRIBUTES..).unwrap_or_default());
         if let Some(dst) = out.get_mut(field::CRC..field::CRC + 4) {
             dst.copy_from_slice(&crc.to_be_bytes());

@@ -37,7 +37,10 @@ pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::RecordsError;
 pub use patch::{patch_in_place, PATCH_PREFIX_LEN};
-pub use record::{Header, Headers, HeadersIter, Record, RecordBase, Records, MIN_RECORD_LEN};
+pub use record::{
+    Header, Headers, HeadersIter, Record, RecordBase, RecordStamp, RecordStamps, Records,
+    MIN_RECORD_LEN,
+};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub const MAX_VARINT_LEN: usize = 5;
 pub const MAX_VARLONG_LEN: usize = 10;
 
 /// Reads an unsigned 32-bit varint from the start of `buf`: (value, bytes used).
+#[inline]
 pub fn read_uvarint(buf: &[u8]) -> Result<(u32, usize), DecodeError> {
     let (v, n) = read_raw(buf, MAX_VARINT_LEN)?;
     let v = u32::try_from(v).map_err(|_| DecodeError::VarintOverflow)?;
@@ -21,23 +22,37 @@ pub fn read_uvarint(buf: &[u8]) -> Result<(u32, usize), DecodeError> {
 }
 
 /// Reads an unsigned 64-bit varint from the start of `buf`: (value, bytes used).
+#[inline]
 pub fn read_uvarlong(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
     read_raw(buf, MAX_VARLONG_LEN)
 }
 
 /// Reads a zigzag-encoded signed 32-bit varint.
+#[inline]
 pub fn read_varint(buf: &[u8]) -> Result<(i32, usize), DecodeError> {
     let (v, n) = read_uvarint(buf)?;
     Ok((((v >> 1) as i32) ^ -((v & 1) as i32), n))
 }
 
 /// Reads a zigzag-encoded signed 64-bit varlong.
+#[inline]
 pub fn read_varlong(buf: &[u8]) -> Result<(i64, usize), DecodeError> {
     let (v, n) = read_uvarlong(buf)?;
     Ok((((v >> 1) as i64) ^ -((v & 1) as i64), n))
 }
 
+/// Most varints in a record (attributes-sized deltas, short lengths, header
+/// counts) fit one byte: that case is inlined into the record walker, the loop
+/// below handles the rest.
+#[inline]
 fn read_raw(buf: &[u8], max_len: usize) -> Result<(u64, usize), DecodeError> {
+    match buf.first() {
+        Some(&b) if b < 0x80 && max_len > 0 => Ok((u64::from(b), 1)),
+        _ => read_raw_multi(buf, max_len),
+    }
+}
+
+fn read_raw_multi(buf: &[u8], max_len: usize) -> Result<(u64, usize), DecodeError> {
     let mut value: u64 = 0;
     for (i, &b) in buf.iter().take(max_len).enumerate() {
         let shift = 7 * i as u32;
