@@ -380,6 +380,13 @@ async fn list_offsets_delete_records_and_leader_epochs() {
             ("o", 0)
         );
         assert!(topic.partitions[0].partition_size > 0);
+        // v4: the file system's size and free space (KIP-827), not "unknown".
+        let dir = &r.results[0];
+        assert!(dir.total_bytes > 0, "{dir:?}");
+        assert!(
+            dir.usable_bytes >= 0 && dir.usable_bytes <= dir.total_bytes,
+            "{dir:?}"
+        );
     })
     .await
     .expect("test timed out");

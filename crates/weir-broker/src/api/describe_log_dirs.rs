@@ -4,8 +4,8 @@
 //! `topics` null asks for every partition; otherwise only the named ones (a named
 //! partition this broker does not host is simply absent, as in Kafka). Weir has no
 //! replica moves between directories, so `offset_lag` is 0 and `is_future_key`
-//! false. `total_bytes` and `usable_bytes` (v4) stay -1 ("unknown"): reading them
-//! needs a statvfs call the crate does not make yet.
+//! false. `total_bytes` and `usable_bytes` (v4, KIP-827) are the file system's size
+//! and the space still available to the broker (statvfs), -1 when unreadable.
 
 use std::collections::BTreeSet;
 
@@ -51,8 +51,8 @@ pub(super) fn handle(
                 },
                 log_dir: dir.path.display().to_string(),
                 topics: group_by_topic(&partitions),
-                total_bytes: -1,
-                usable_bytes: -1,
+                total_bytes: dir.total_bytes,
+                usable_bytes: dir.usable_bytes,
             }
         })
         .collect();

@@ -48,6 +48,11 @@ pub struct LogDirInfo {
     pub offline: bool,
     /// The partitions it holds, by topic name then partition.
     pub partitions: Vec<LogDirPartition>,
+    /// The size of the file system holding it, in bytes; -1 if unknown (KIP-827).
+    pub total_bytes: i64,
+    /// The bytes of that file system an unprivileged writer may still use (what
+    /// `df` shows as available); -1 if unknown.
+    pub usable_bytes: i64,
 }
 
 /// A partition in a [`LogDirInfo`].
@@ -134,10 +139,15 @@ impl ReplicaManager {
             .config()
             .log_dirs
             .iter()
-            .map(|path| LogDirInfo {
-                path: path.clone(),
-                offline: self.is_log_dir_offline(path),
-                partitions: Vec::new(),
+            .map(|path| {
+                let (total_bytes, usable_bytes) = disk_space(path);
+                LogDirInfo {
+                    path: path.clone(),
+                    offline: self.is_log_dir_offline(path),
+                    partitions: Vec::new(),
+                    total_bytes,
+                    usable_bytes,
+                }
             })
             .collect();
         for p in self.all_partitions() {
@@ -162,5 +172,18 @@ impl ReplicaManager {
                 .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         }
         dirs
+    }
+}
+
+/// The total and available bytes of the file system holding `path` (statvfs),
+/// or -1 each when it cannot be read (a missing or failed directory).
+fn disk_space(path: &std::path::Path) -> (i64, i64) {
+    match rustix::fs::statvfs(path) {
+        Ok(st) => {
+            let bytes =
+                |blocks: u64| i64::try_from(blocks.saturating_mul(st.f_frsize)).unwrap_or(i64::MAX);
+            (bytes(st.f_blocks), bytes(st.f_bavail))
+        }
+        Err(_) => (-1, -1),
     }
 }
