@@ -479,3 +479,54 @@ async fn a_leader_change_ends_a_waiting_fetch() {
     assert_eq!(got[0].error, ErrorCode::NotLeaderOrFollower);
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_fails_acks_all_with_a_storage_error_and_loses_nothing_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(dir.path(), vec![topic("t", 1)]).await;
+    let acked = timeout(
+        STEP,
+        b.replicas
+            .append("t", 0, batch(2, now_ms(), 100), Acks::All, LONG),
+    )
+    .await
+    .expect("in time")
+    .expect("acked");
+    assert_eq!(acked.base_offset, Offset(0));
+    b.stop().await;
+
+    // The next segment is /dev/null: the write succeeds, the fsync fails (EINVAL),
+    // as on a failing device.
+    let segment = dir.path().join("t-0").join("00000000000000000002.log");
+    std::os::unix::fs::symlink("/dev/null", &segment).unwrap();
+    let b = start(dir.path(), vec![topic("t", 1)]).await;
+    let err = timeout(
+        STEP,
+        b.replicas
+            .append("t", 0, batch(1, now_ms(), 100), Acks::All, LONG),
+    )
+    .await
+    .expect("answered at once, not at the timeout")
+    .unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::KafkaStorageError, "{err}");
+    // The directory is offline: the partition takes nothing more.
+    let again = b
+        .replicas
+        .append("t", 0, batch(1, now_ms(), 100), Acks::Leader, LONG)
+        .await
+        .unwrap_err();
+    assert_eq!(again.error_code(), ErrorCode::KafkaStorageError);
+    let _ = b.replicas.shutdown().await;
+    b.shutdown.cancel();
+
+    // Device replaced: what was acknowledged is all there.
+    for suffix in ["log", "index", "timeindex"] {
+        let _ = std::fs::remove_file(segment.with_extension(suffix));
+    }
+    let b = start(dir.path(), vec![topic("t", 1)]).await;
+    let got = fetch_one(&b, consumer(Duration::ZERO, 0), at("t", 0, 0)).await;
+    assert_eq!(got.error, ErrorCode::None);
+    assert_eq!(batches(&got.records), vec![(0, 2)]);
+    assert_eq!(status(&b, "t", 0).high_watermark, Offset(2));
+    b.stop().await;
+}

@@ -200,3 +200,41 @@ fn a_full_disk_fails_the_append_cleanly_and_reopen_recovers_every_write() {
     assert_eq!(info.first_offset, next);
     log.flush().unwrap();
 }
+
+#[test]
+fn a_failed_fsync_takes_the_log_offline_and_the_recovery_point_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW);
+    let mut log = open(dir.path(), LogConfig::default(), &clock);
+    for i in 0..3 {
+        log.append_as_leader(batch(2, NOW + i, 50), LeaderEpoch(0))
+            .unwrap();
+    }
+    log.close().unwrap();
+
+    // The next segment is /dev/null: writes succeed (and vanish), but the
+    // kernel refuses to fsync it (EINVAL), as a failing device would.
+    let null_segment = segment_file(dir.path(), Offset(6), LOG_SUFFIX);
+    std::os::unix::fs::symlink("/dev/null", &null_segment).unwrap();
+    let mut log = open_with(dir.path(), &clock, true);
+    log.append_as_leader(batch(2, NOW + 10, 50), LeaderEpoch(0))
+        .expect("the write itself succeeds");
+    assert_eq!(log.log_end_offset(), Offset(8));
+    let e = log.flush().unwrap_err();
+    assert!(e.is_storage_error(), "{e}");
+    assert_eq!(
+        log.recovery_point(),
+        Offset(6),
+        "the recovery point never passes a failed fsync"
+    );
+    assert_offline_storage_error(&mut log, &e);
+    drop(log);
+
+    // Reopened without the failing device (unclean), the synced prefix is there.
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let _ = std::fs::remove_file(segment_file(dir.path(), Offset(6), suffix));
+    }
+    let log = open_with(dir.path(), &clock, false);
+    assert!(!log.is_offline());
+    assert_eq!(stored(&log), vec![(0, NOW + 1), (2, NOW + 2), (4, NOW + 3)]);
+}
