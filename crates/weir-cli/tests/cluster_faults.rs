@@ -19,22 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{Plane, TestCluster, SETTLE_TIMEOUT};
+use common::cluster::{Plane, TestCluster, FAST, SETTLE_TIMEOUT};
 use weir_client::admin::NewTopic;
 use weir_client::consumer::IsolationLevel;
 use weir_client::producer::Acks;
 use weir_client::{
     Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
-
-/// Settings that make failover take seconds rather than Kafka's defaults' tens.
-const FAST: &[&str] = &[
-    "broker.session.timeout.ms=3000",
-    "broker.heartbeat.interval.ms=500",
-    "replica.lag.time.max.ms=5000",
-    "replica.fetch.wait.max.ms=200",
-    "replica.fetch.backoff.ms=200",
-];
 
 /// Records acknowledged between checkpoints of a test: enough to span batches.
 const PROGRESS: usize = 200;

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::cluster::{Role, TestCluster, SETTLE_TIMEOUT};
+use common::cluster::{Role, TestCluster, FAST, SETTLE_TIMEOUT};
 use weir_client::admin::NewTopic;
 use weir_client::consumer::IsolationLevel;
 use weir_client::producer::Acks;
@@ -17,15 +17,6 @@ use weir_client::{
     Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
 use weir_types::NodeId;
-
-/// Settings that make failover take seconds rather than Kafka's defaults' tens.
-const FAST: &[&str] = &[
-    "broker.session.timeout.ms=3000",
-    "broker.heartbeat.interval.ms=500",
-    "replica.lag.time.max.ms=5000",
-    "replica.fetch.wait.max.ms=200",
-    "replica.fetch.backoff.ms=200",
-];
 
 /// Three dedicated controllers (1-3) and two broker-only nodes (4, 5).
 const SPLIT: &[Role] = &[

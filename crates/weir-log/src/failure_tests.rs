@@ -56,22 +56,26 @@ fn assert_offline_storage_error(log: &mut Log, e: &LogError) {
     assert!(log.read(Offset(0), 1024, None, true).is_err());
 }
 
-#[test]
-fn a_write_error_takes_the_log_offline_and_reopen_keeps_the_prefix() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(NOW);
-    let mut log = open(dir.path(), LogConfig::default(), &clock);
+/// A log in `dir` with six records (offsets 0-5, three batches), reopened
+/// cleanly with its next segment (base offset 6) a symlink to `device`.
+fn six_records_then_segment_on(dir: &Path, clock: &Arc<ManualClock>, device: &str) -> Log {
+    let mut log = open(dir, LogConfig::default(), clock);
     for i in 0..3 {
         log.append_as_leader(batch(2, NOW + i, 50), LeaderEpoch(0))
             .unwrap();
     }
     log.close().unwrap();
+    std::os::unix::fs::symlink(device, segment_file(dir, Offset(6), LOG_SUFFIX)).unwrap();
+    open_with(dir, clock, true)
+}
 
+#[test]
+fn a_write_error_takes_the_log_offline_and_reopen_keeps_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW);
     // The next segment, where the next append goes, is /dev/full: the kernel
     // answers every write with ENOSPC.
-    let full_segment = segment_file(dir.path(), Offset(6), LOG_SUFFIX);
-    std::os::unix::fs::symlink("/dev/full", &full_segment).unwrap();
-    let mut log = open_with(dir.path(), &clock, true);
+    let mut log = six_records_then_segment_on(dir.path(), &clock, "/dev/full");
     assert_eq!(log.log_end_offset(), Offset(6));
     let e = log
         .append_as_leader(batch(2, NOW + 10, 50), LeaderEpoch(0))
@@ -205,18 +209,9 @@ fn a_full_disk_fails_the_append_cleanly_and_reopen_recovers_every_write() {
 fn a_failed_fsync_takes_the_log_offline_and_the_recovery_point_stays() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let mut log = open(dir.path(), LogConfig::default(), &clock);
-    for i in 0..3 {
-        log.append_as_leader(batch(2, NOW + i, 50), LeaderEpoch(0))
-            .unwrap();
-    }
-    log.close().unwrap();
-
     // The next segment is /dev/null: writes succeed (and vanish), but the
     // kernel refuses to fsync it (EINVAL), as a failing device would.
-    let null_segment = segment_file(dir.path(), Offset(6), LOG_SUFFIX);
-    std::os::unix::fs::symlink("/dev/null", &null_segment).unwrap();
-    let mut log = open_with(dir.path(), &clock, true);
+    let mut log = six_records_then_segment_on(dir.path(), &clock, "/dev/null");
     log.append_as_leader(batch(2, NOW + 10, 50), LeaderEpoch(0))
         .expect("the write itself succeeds");
     assert_eq!(log.log_end_offset(), Offset(8));

@@ -42,6 +42,15 @@ use weir_types::NodeId;
 use super::proxy::Proxy;
 use super::{run, Output, Server, CONTROLLER_READY};
 
+/// Settings that make failover take seconds rather than Kafka's defaults' tens.
+pub(crate) const FAST: &[&str] = &[
+    "broker.session.timeout.ms=3000",
+    "broker.heartbeat.interval.ms=500",
+    "replica.lag.time.max.ms=5000",
+    "replica.fetch.wait.max.ms=200",
+    "replica.fetch.backoff.ms=200",
+];
+
 /// How long the cluster gets to settle after a fault (elect a leader, ...); the
 /// issue asks for "within seconds", with room for a loaded machine.
 pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
