@@ -7,16 +7,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::cluster::{TestCluster, SETTLE_TIMEOUT};
 use weir_client::admin::{ElectionType, NewTopic, PartitionDescription};
 use weir_client::consumer::IsolationLevel;
 use weir_client::producer::Acks;
-use weir_client::{
-    Consumer, ConsumerConfig, ErrorCode, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
-};
+use weir_client::{ErrorCode, Producer, ProducerConfig, ProducerRecord, TopicPartition};
 
 /// Failover in seconds, and no automatic rebalance: the election under test must
 /// be the one that moves leadership back.
@@ -198,42 +193,10 @@ fn reassignment_moves_replicas_and_keeps_every_record() {
 /// Every record of `tp` up to its end offset, once that is at least `at_least`:
 /// `(offset, value)`.
 fn read_all(cluster: &TestCluster, tp: &TopicPartition, at_least: usize) -> Vec<(i64, String)> {
-    let admin = cluster.admin_of(&[]).expect("admin");
     let at_least = i64::try_from(at_least).expect("count");
-    let end = cluster.wait_until("the partition's end offset", SETTLE_TIMEOUT, |c| {
-        let r = c
-            .block_on(admin.list_offsets(
-                &[(tp.clone(), OffsetSpec::Latest)],
-                IsolationLevel::ReadCommitted,
-            ))
-            .ok()?;
-        let end = r.into_iter().next()?.1.ok()?.offset;
-        (end >= at_least).then_some(end)
-    });
-    let config = ConsumerConfig::new(&cluster.bootstrap());
-    cluster.block_on(async {
-        let mut consumer = Consumer::new(config).await.expect("consumer");
-        consumer.assign([tp.clone()]);
-        consumer
-            .seek_to_beginning(std::slice::from_ref(tp))
-            .expect("seek");
-        let mut out: Vec<(i64, String)> = Vec::new();
-        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
-        while out.last().map_or(0, |(o, _)| o + 1) < end {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "read {} records, end offset {end}",
-                out.len()
-            );
-            for r in consumer
-                .poll(Duration::from_millis(500))
-                .await
-                .unwrap_or_default()
-            {
-                let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
-                out.push((r.offset, value.into_owned()));
-            }
-        }
-        out
-    })
+    cluster
+        .read_partition(tp, at_least, IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|(offset, value, _)| (offset, value))
+        .collect()
 }

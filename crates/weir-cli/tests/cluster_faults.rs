@@ -23,9 +23,7 @@ use common::cluster::{Plane, TestCluster, FAST, SETTLE_TIMEOUT};
 use weir_client::admin::NewTopic;
 use weir_client::consumer::IsolationLevel;
 use weir_client::producer::Acks;
-use weir_client::{
-    Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicPartition,
-};
+use weir_client::{Producer, ProducerConfig, ProducerRecord, TopicPartition};
 
 /// Records acknowledged between checkpoints of a test: enough to span batches.
 const PROGRESS: usize = 200;
@@ -138,43 +136,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Reads the whole partition up to its high watermark: `(offset, value, epoch)`.
 fn read_all(cluster: &TestCluster) -> Vec<(i64, String, Option<i32>)> {
     let tp = TopicPartition::new(TOPIC, 0);
-    let admin = cluster.admin_of(&[]).expect("admin");
-    let end = cluster.wait_until("the partition's end offset", SETTLE_TIMEOUT, |c| {
-        let r = c
-            .block_on(admin.list_offsets(
-                &[(tp.clone(), OffsetSpec::Latest)],
-                IsolationLevel::ReadUncommitted,
-            ))
-            .ok()?;
-        r.into_iter().next()?.1.ok().map(|l| l.offset)
-    });
-    let mut config = ConsumerConfig::new(&cluster.bootstrap());
-    config.isolation_level = IsolationLevel::ReadUncommitted;
-    cluster.block_on(async {
-        let mut consumer = Consumer::new(config).await.expect("consumer");
-        consumer.assign([tp.clone()]);
-        consumer
-            .seek_to_beginning(std::slice::from_ref(&tp))
-            .expect("seek");
-        let mut out = Vec::new();
-        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
-        while out.last().map_or(0, |(o, _, _)| o + 1) < end {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "read {} records, end offset {end}",
-                out.len()
-            );
-            for r in consumer
-                .poll(Duration::from_millis(500))
-                .await
-                .unwrap_or_default()
-            {
-                let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
-                out.push((r.offset, value.into_owned(), r.leader_epoch));
-            }
-        }
-        out
-    })
+    cluster.read_partition(&tp, 0, IsolationLevel::ReadUncommitted)
 }
 
 /// Every acknowledged record is in the log exactly once, at its acknowledged

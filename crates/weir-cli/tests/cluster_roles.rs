@@ -13,9 +13,7 @@ use common::cluster::{Role, TestCluster, FAST, SETTLE_TIMEOUT};
 use weir_client::admin::NewTopic;
 use weir_client::consumer::IsolationLevel;
 use weir_client::producer::Acks;
-use weir_client::{
-    Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicPartition,
-};
+use weir_client::{Producer, ProducerConfig, ProducerRecord, TopicPartition};
 use weir_types::NodeId;
 
 /// Three dedicated controllers (1-3) and two broker-only nodes (4, 5).
@@ -90,42 +88,11 @@ fn produce(cluster: &TestCluster, topic: &str, prefix: &str, n: usize) -> Vec<(S
 /// Reads `topic`-0 up to its end offset: offset -> value.
 fn read_all(cluster: &TestCluster, topic: &str) -> BTreeMap<i64, String> {
     let tp = TopicPartition::new(topic, 0);
-    let end = cluster.wait_until("the partition's end offset", SETTLE_TIMEOUT, |c| {
-        let admin = c.admin_of(&[]).ok()?;
-        let r = c
-            .block_on(admin.list_offsets(
-                &[(tp.clone(), OffsetSpec::Latest)],
-                IsolationLevel::ReadUncommitted,
-            ))
-            .ok()?;
-        r.into_iter().next()?.1.ok().map(|l| l.offset)
-    });
-    let config = ConsumerConfig::new(&cluster.bootstrap());
-    cluster.block_on(async {
-        let mut consumer = Consumer::new(config).await.expect("consumer");
-        consumer.assign([tp.clone()]);
-        consumer
-            .seek_to_beginning(std::slice::from_ref(&tp))
-            .expect("seek");
-        let mut out = BTreeMap::new();
-        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
-        while out.last_key_value().map_or(0, |(o, _)| o + 1) < end {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "read {} records, end offset {end}",
-                out.len()
-            );
-            for r in consumer
-                .poll(Duration::from_millis(500))
-                .await
-                .unwrap_or_default()
-            {
-                let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
-                out.insert(r.offset, value.into_owned());
-            }
-        }
-        out
-    })
+    cluster
+        .read_partition(&tp, 0, IsolationLevel::ReadUncommitted)
+        .into_iter()
+        .map(|(offset, value, _)| (offset, value))
+        .collect()
 }
 
 /// Every acknowledged record is in the log at the offset it was acknowledged with.

@@ -30,7 +30,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use weir_client::admin::TopicDescription;
-use weir_client::{Admin, ClientConfig, Connection, ConnectionConfig};
+use weir_client::consumer::IsolationLevel;
+use weir_client::{
+    Admin, ClientConfig, Connection, ConnectionConfig, Consumer, ConsumerConfig, OffsetSpec,
+    TopicPartition,
+};
 use weir_protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
@@ -486,6 +490,52 @@ impl TestCluster {
         })?;
         let t = response.topics.into_iter().next()?;
         weir_client::admin::describe_metadata_topic(t).1.ok()
+    }
+
+    /// Every record of `tp` from the beginning up to its end offset (ListOffsets
+    /// latest at `isolation`), once that end is at least `at_least`: `(offset,
+    /// value, leader epoch)`, read by a consumer at the same isolation level.
+    pub(crate) fn read_partition(
+        &self,
+        tp: &TopicPartition,
+        at_least: i64,
+        isolation: IsolationLevel,
+    ) -> Vec<(i64, String, Option<i32>)> {
+        let end = self.wait_until("the partition's end offset", SETTLE_TIMEOUT, |c| {
+            let admin = c.admin_of(&[]).ok()?;
+            let listed = c
+                .block_on(admin.list_offsets(&[(tp.clone(), OffsetSpec::Latest)], isolation))
+                .ok()?;
+            let end = listed.into_iter().next()?.1.ok()?.offset;
+            (end >= at_least).then_some(end)
+        });
+        let mut config = ConsumerConfig::new(&self.bootstrap());
+        config.isolation_level = isolation;
+        self.block_on(async {
+            let mut consumer = Consumer::new(config).await.expect("consumer");
+            consumer.assign([tp.clone()]);
+            consumer
+                .seek_to_beginning(std::slice::from_ref(tp))
+                .expect("seek");
+            let mut out: Vec<(i64, String, Option<i32>)> = Vec::new();
+            let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+            while out.last().map_or(0, |(o, _, _)| o + 1) < end {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "read {} records, end offset {end}",
+                    out.len()
+                );
+                for r in consumer
+                    .poll(Duration::from_millis(500))
+                    .await
+                    .unwrap_or_default()
+                {
+                    let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+                    out.push((r.offset, value.into_owned(), r.leader_epoch));
+                }
+            }
+            out
+        })
     }
 
     /// Waits until every running node, asked directly, names the same leader and

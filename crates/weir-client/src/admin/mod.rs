@@ -110,15 +110,8 @@ impl Admin {
             }
             pending = retry;
             if !pending.is_empty() {
-                self.cluster.request_refresh();
-                tokio::time::sleep(backoff(
-                    config.retry_backoff,
-                    config.retry_backoff_max,
-                    attempt,
-                ))
-                .await;
+                self.before_retry(attempt).await;
                 attempt += 1;
-                let _ = self.cluster.maybe_refresh().await;
             }
         }
         let mut ordered = Vec::with_capacity(items.len());
@@ -315,6 +308,20 @@ impl Admin {
         .await
     }
 
+    /// Between attempts: asks for fresh metadata (a leader or the controller may
+    /// have moved), backs off for the `attempt`th retry, then refreshes.
+    async fn before_retry(&self, attempt: u32) {
+        let config = self.cluster.config();
+        self.cluster.request_refresh();
+        tokio::time::sleep(backoff(
+            config.retry_backoff,
+            config.retry_backoff_max,
+            attempt,
+        ))
+        .await;
+        let _ = self.cluster.maybe_refresh().await;
+    }
+
     /// Runs `send` until it succeeds, fails for good, or the api timeout passes,
     /// refreshing the metadata between attempts (for calls without per-item keys).
     async fn retry_call<T, F, Fut>(&self, mut send: F) -> Result<T>
@@ -328,15 +335,8 @@ impl Admin {
         loop {
             match send().await {
                 Err(e) if should_retry_call(&e) && start.elapsed() < config.api_timeout => {
-                    self.cluster.request_refresh();
-                    tokio::time::sleep(backoff(
-                        config.retry_backoff,
-                        config.retry_backoff_max,
-                        attempt,
-                    ))
-                    .await;
+                    self.before_retry(attempt).await;
                     attempt += 1;
-                    let _ = self.cluster.maybe_refresh().await;
                 }
                 r => return r,
             }
