@@ -103,6 +103,14 @@ def _run_member(kind, bootstrap, group, topic, strategy, instance_id):
             def on_partitions_assigned(self, assigned):
                 out("E assigned " + parts(p.partition for p in assigned))
 
+        # kafka-python 3.0.12 can strand a member for good: when the leader first
+        # assigns without the topic's metadata, it rejoins because its assignment
+        # snapshot differs from the metadata; its next assignment makes the two
+        # equal, so if a poll() timed out while that JoinGroup was held open, the
+        # following poll() sees nothing to rejoin and drops the finished join:
+        # no heartbeats, no partitions (seen in CI and reproduced 1 run in 4).
+        # Knowing the topic before subscribing keeps the first assignment whole.
+        assert c.partitions_for_topic(topic), f"kafka-python sees no partitions of {topic}"
         c.subscribe([topic], listener=Listener())
 
         def poll():
@@ -345,7 +353,8 @@ def test_cooperative_sticky_revokes_only_what_moves(broker, client):
     b = Member(client, broker, group, topic, "cooperative-sticky")
     c = None
     try:
-        wait_for("2 members x 3", lambda: len(a.owned()) == 3 and len(b.owned()) == 3)
+        wait_for("2 members x 3", lambda: len(a.owned()) == 3 and len(b.owned()) == 3,
+                 members=(a, b))
         time.sleep(1)
         before = {id(m): set(m.owned()) for m in (a, b)}
         seen = {}
@@ -353,7 +362,8 @@ def test_cooperative_sticky_revokes_only_what_moves(broker, client):
             with m.lock:
                 seen[id(m)] = len(m.events)
         c = Member(client, broker, group, topic, "cooperative-sticky")
-        wait_for("3 members x 2", lambda: all(len(m.owned()) == 2 for m in (a, b, c)))
+        wait_for("3 members x 2", lambda: all(len(m.owned()) == 2 for m in (a, b, c)),
+                 members=(a, b, c))
         time.sleep(1)
         for m in (a, b):
             assert set(m.owned()) <= before[id(m)]
