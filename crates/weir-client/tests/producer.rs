@@ -202,6 +202,54 @@ async fn not_leader_refreshes_metadata_and_retries_on_the_new_leader() {
     assert_eq!(mini.values("t", 0).len(), 2);
 }
 
+/// A broker that acknowledges requests in groups (one fsync covering several
+/// produces) answers nothing until the window is full. The producer must fill its
+/// whole `max.in.flight` window from the batches it has queued: sending one request
+/// per wake-up, it got the others out only on its 100 ms idle tick (about 5 s for
+/// this window), and against a real broker it committed one batch per fsync.
+#[tokio::test]
+async fn the_in_flight_window_fills_from_queued_batches_at_once() {
+    const WINDOW: usize = 50;
+    let mini = Mini::start(1).await;
+    mini.create_topic("t", 1, 1);
+    let (held, _) = tokio::sync::watch::channel(0usize);
+    let counter = held.clone();
+    mini.set_hook(move |_, req| match req {
+        Request::Produce(_) => {
+            counter.send_modify(|n| *n += 1);
+            let mut seen = counter.subscribe();
+            HookAction::AnswerAfter(Box::pin(async move {
+                let _ = seen.wait_for(|&n| n >= WINDOW).await;
+            }))
+        }
+        _ => HookAction::Continue,
+    });
+    let mut c = config(&mini);
+    c.max_in_flight = WINDOW; // more than idempotence allows: acks=1 then
+    c.acks = Acks::Leader;
+    c.batch_size = 1; // every record is a full batch of its own
+    let producer = Producer::new(c).await.unwrap();
+    let started = Instant::now();
+    let mut futures = Vec::new();
+    for i in 0..2 * WINDOW {
+        let record = ProducerRecord::new("t", format!("record {i}"));
+        futures.push(producer.send(record).await.unwrap());
+    }
+    let mut window_full = held.subscribe();
+    window_full.wait_for(|&n| n >= WINDOW).await.unwrap();
+    let filled_in = started.elapsed();
+    assert!(
+        filled_in < Duration::from_secs(2),
+        "the window of {WINDOW} filled in {filled_in:?}: one request per wake-up"
+    );
+    let offsets: Vec<i64> = wait_all(futures)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().offset)
+        .collect();
+    assert_eq!(offsets, (0..2 * WINDOW as i64).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_lost_response_is_retried_without_duplicating() {
     let mini = Mini::start(1).await;

@@ -29,6 +29,9 @@ pub enum HookAction {
     /// Handle it normally (state changes happen), then close without answering:
     /// a response lost in flight.
     HandleThenClose,
+    /// Handle it normally, but answer only when the future resolves; the
+    /// connection meanwhile reads and handles the requests that follow.
+    AnswerAfter(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
 }
 
 pub type Hook = Box<dyn FnMut(i32, &Request) -> HookAction + Send>;
@@ -205,11 +208,13 @@ fn handle(st: &Arc<Mutex<State>>, ctx: &Ctx, req: Request) -> Reply {
     s.requests
         .push((ctx.node, ctx.header.api_key, ctx.header.api_version));
     let mut close_after = false;
+    let mut answer_after = None;
     if let Some(hook) = s.hook.as_mut() {
         match hook(ctx.node, &req) {
             HookAction::Continue => {}
             HookAction::Reply(r) => return r,
             HookAction::HandleThenClose => close_after = true,
+            HookAction::AnswerAfter(wait) => answer_after = Some(wait),
         }
     }
     let reply = match req {
@@ -220,6 +225,12 @@ fn handle(st: &Arc<Mutex<State>>, ctx: &Ctx, req: Request) -> Reply {
     };
     if close_after {
         return Reply::Close;
+    }
+    if let Some(wait) = answer_after {
+        return Reply::Later(Box::pin(async move {
+            wait.await;
+            reply
+        }));
     }
     match reply {
         // Fetch with nothing to return waits a little, as max_wait_ms allows.

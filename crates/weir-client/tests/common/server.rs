@@ -1,6 +1,7 @@
 //! A TCP server that speaks the Kafka framing with a pluggable handler: enough of a
 //! broker for protocol-level client tests. Requests on a connection are handled one
-//! at a time, in order, as a Kafka broker does.
+//! at a time, in order, as a Kafka broker does; a [`Reply::Later`] lets the next
+//! ones be read before it is answered, as a broker's deferred produce does.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -8,12 +9,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 use weir_protocol::{decode_request, encode_response, Request, RequestHeader, Response};
 
 /// What the server does with a request.
-#[derive(Debug)]
 pub enum Reply {
     /// Answer at the request's version.
     Respond(Response),
@@ -27,6 +28,10 @@ pub enum Reply {
     RespondThenClose(Response),
     /// Wait, then do the inner thing.
     Delay(Duration, Box<Reply>),
+    /// Do what the future says once it resolves; meanwhile the connection keeps
+    /// reading and handling requests (their replies wait their turn), as a broker
+    /// does while a produce waits for its fsync.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>),
 }
 
 /// The request as the handler sees it.
@@ -85,7 +90,7 @@ impl Drop for Server {
     }
 }
 
-async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+async fn read_frame(stream: &mut OwnedReadHalf) -> Option<Bytes> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await.ok()?;
     let len = usize::try_from(i32::from_be_bytes(len)).ok()?;
@@ -94,7 +99,12 @@ async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
     Some(buf.freeze())
 }
 
-async fn write_response(stream: &mut TcpStream, cid: i32, version: i16, resp: &Response) -> bool {
+async fn write_response(
+    stream: &mut OwnedWriteHalf,
+    cid: i32,
+    version: i16,
+    resp: &Response,
+) -> bool {
     let chunks = encode_response(cid, version, resp).unwrap();
     for c in chunks {
         if stream.write_all(&c).await.is_err() {
@@ -104,43 +114,63 @@ async fn write_response(stream: &mut TcpStream, cid: i32, version: i16, resp: &R
     true
 }
 
-async fn serve(mut stream: TcpStream, node: i32, handler: Handler) {
-    while let Some(frame) = read_frame(&mut stream).await {
-        let Ok(req) = decode_request(frame) else {
-            return;
-        };
-        let ctx = Ctx {
-            node,
-            header: req.header.clone(),
-        };
-        let mut reply = handler(&ctx, req.body);
-        loop {
-            let cid = ctx.header.correlation_id;
-            let v = ctx.header.api_version;
-            match reply {
-                Reply::Respond(r) => {
-                    if !write_response(&mut stream, cid, v, &r).await {
-                        return;
-                    }
-                }
-                Reply::RespondAt(r, at) => {
-                    if !write_response(&mut stream, cid, at, &r).await {
-                        return;
-                    }
-                }
-                Reply::Nothing => {}
-                Reply::Close => return,
-                Reply::RespondThenClose(r) => {
-                    write_response(&mut stream, cid, v, &r).await;
-                    return;
-                }
-                Reply::Delay(d, inner) => {
-                    tokio::time::sleep(d).await;
-                    reply = *inner;
-                    continue;
-                }
+/// A reply on its way to the writer, and how to tell the reader it is done.
+type Queued = (Ctx, Reply, tokio::sync::oneshot::Sender<()>);
+
+async fn serve(stream: TcpStream, node: i32, handler: Handler) {
+    let (mut read_half, mut write_half) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Queued>();
+    // The reader handles one request at a time, as a broker does, and reads the
+    // next only once the reply is written, except after a `Later` reply: those
+    // are pipelined, so requests keep arriving while their answers are pending.
+    let reader = tokio::spawn(async move {
+        while let Some(frame) = read_frame(&mut read_half).await {
+            let Ok(req) = decode_request(frame) else {
+                return;
+            };
+            let ctx = Ctx {
+                node,
+                header: req.header.clone(),
+            };
+            let reply = handler(&ctx, req.body);
+            let pipelined = matches!(reply, Reply::Later(_));
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            if tx.send((ctx, reply, done_tx)).is_err() {
+                return;
             }
+            if !pipelined && done_rx.await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Some((ctx, reply, done)) = rx.recv().await {
+        if !write_reply(&mut write_half, &ctx, reply).await {
             break;
+        }
+        let _ = done.send(());
+    }
+    reader.abort();
+}
+
+/// Carries out one reply; false when the connection is to close.
+async fn write_reply(stream: &mut OwnedWriteHalf, ctx: &Ctx, mut reply: Reply) -> bool {
+    let cid = ctx.header.correlation_id;
+    let v = ctx.header.api_version;
+    loop {
+        match reply {
+            Reply::Respond(r) => return write_response(stream, cid, v, &r).await,
+            Reply::RespondAt(r, at) => return write_response(stream, cid, at, &r).await,
+            Reply::Nothing => return true,
+            Reply::Close => return false,
+            Reply::RespondThenClose(r) => {
+                write_response(stream, cid, v, &r).await;
+                return false;
+            }
+            Reply::Delay(d, inner) => {
+                tokio::time::sleep(d).await;
+                reply = *inner;
+            }
+            Reply::Later(future) => reply = future.await,
         }
     }
 }

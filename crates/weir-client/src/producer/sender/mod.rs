@@ -110,7 +110,18 @@ impl Sender {
             self.expire(now);
             let mut next = self.maybe_refresh(now);
             next = earliest(next, self.maybe_init_producer_id(now));
-            next = earliest(next, self.send_ready(now));
+            // One request per broker per round; more rounds while requests go out,
+            // so that a burst of responses (one fsync acknowledging many requests)
+            // refills the in-flight window at once instead of one request per
+            // wake-up, which let the window drain to one batch per fsync.
+            // Bounded by the window: a round that queues nothing ends it anyway.
+            for _ in 0..self.shared.config.max_in_flight {
+                let (check, sent) = self.send_ready(now);
+                next = earliest(next, check);
+                if !sent {
+                    break;
+                }
+            }
             let (closing, idle) = {
                 let s = self.shared.state();
                 (s.closing, s.acc.is_idle())
@@ -244,22 +255,24 @@ impl Sender {
         }
     }
 
-    /// Queues Produce requests for ready partitions; returns when to look again.
-    fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+    /// Queues at most one Produce request per broker for ready partitions; returns
+    /// when to look again and whether any request was queued.
+    fn send_ready(&mut self, now: Instant) -> (Option<Instant>, bool) {
         if self
             .idem
             .as_ref()
             .is_some_and(Idempotence::needs_producer_id)
         {
-            return None;
+            return (None, false);
         }
         let ready = {
             let s = self.shared.state();
             s.acc.ready(now, s.flush_below, s.closing)
         };
         let mut next = ready.next_check;
+        let mut sent = false;
         if ready.partitions.is_empty() {
-            return next;
+            return (next, sent);
         }
         let metadata = self.cluster.metadata();
         let mut by_node: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
@@ -295,9 +308,9 @@ impl Sender {
             if batches.is_empty() {
                 continue;
             }
-            self.dispatch(node, &conn, version, batches);
+            sent |= self.dispatch(node, &conn, version, batches);
         }
-        next
+        (next, sent)
     }
 
     /// Pops the batches of one request for `partitions`, stamping new ones.
@@ -345,7 +358,7 @@ impl Sender {
         conn: &crate::connection::Connection,
         version: i16,
         batches: Vec<(ProducerBatch, bytes::Bytes)>,
-    ) {
+    ) -> bool {
         let config = &self.shared.config;
         let mut topics: Vec<TopicProduceData> = Vec::new();
         for (b, bytes) in &batches {
@@ -400,9 +413,13 @@ impl Sender {
                         result,
                     });
                 });
+                true
             }
             // Not counted as in flight: settle at once.
-            Err(e) => self.settle(batches, Err(e)),
+            Err(e) => {
+                self.settle(batches, Err(e));
+                false
+            }
         }
     }
 
