@@ -46,10 +46,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder(cli.command.client_threads()).build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -76,6 +73,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+impl Command {
+    /// Worker threads for a client command; `None` for the ones that serve.
+    ///
+    /// One producer or consumer is a pipeline of tasks that hand batches to each
+    /// other: on one thread those hand-offs are plain function calls, on several
+    /// they are cross-thread wake-ups. Measured with `weir perf produce` (100 B
+    /// records, acks=1) against a broker on the same 2-core machine, one thread
+    /// used 25% less CPU per record than tokio's default of one per core.
+    fn client_threads(&self) -> Option<usize> {
+        match self {
+            Command::Server(_) | Command::DevCluster(_) => None,
+            Command::Perf(args) => Some(args.pipelines()),
+            _ => Some(1),
+        }
+    }
+}
+
+/// Brokers get a worker per core; a client command gets `threads` of them (one
+/// means everything runs on this thread).
+fn runtime_builder(threads: Option<usize>) -> tokio::runtime::Builder {
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all();
+    builder
 }
 
 /// Logs to stderr, so stdout stays free for tools that print data (consume, ...).

@@ -64,7 +64,8 @@ fn produce(cluster: &TestCluster, topic: &str, prefix: &str, n: usize) -> Vec<(S
             );
             let mut pending = Vec::with_capacity(todo.len());
             for value in std::mem::take(&mut todo) {
-                let record = ProducerRecord::new(&topic, value.clone().into_bytes()).partition(0);
+                let record =
+                    ProducerRecord::new(topic.as_str(), value.clone().into_bytes()).partition(0);
                 match producer.send(record).await {
                     Ok(delivery) => pending.push((value, delivery)),
                     Err(_) => todo.push(value),

@@ -119,6 +119,7 @@ async fn read_and_send(
     }
     let mut line = Vec::new();
     let mut line_no: u64 = 0;
+    let topic: std::sync::Arc<str> = args.topic.as_str().into();
     loop {
         line.clear();
         let n = input
@@ -149,7 +150,7 @@ async fn read_and_send(
             },
         };
         let record = ProducerRecord {
-            topic: args.topic.clone(),
+            topic: topic.clone(),
             partition: args.partition,
             key: key.map(Bytes::copy_from_slice),
             value: Some(Bytes::copy_from_slice(value)),

@@ -50,8 +50,9 @@ use partitioner::{partition_for_key, StickyPartitioner};
 /// A record to send.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic; shared, so a record per topic costs a reference count, not a
+    /// copy of the name (`Arc<str>` from `&str` or `String` with `.into()`).
+    pub topic: Arc<str>,
     /// A fixed partition; `None` lets the partitioner choose.
     pub partition: Option<i32>,
     /// The key (`None` is a null key).
@@ -66,7 +67,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with a value and no key.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             value: Some(value.into()),
@@ -126,6 +127,19 @@ pub(crate) struct State {
     pub(crate) fatal: Option<Error>,
     /// Topics already registered with the cluster for refreshes.
     topics: std::collections::HashSet<String>,
+}
+
+impl State {
+    /// Whether records may still be sent: not after a fatal error or `close`.
+    fn usable(&self) -> Result<()> {
+        if let Some(e) = &self.fatal {
+            return Err(e.clone());
+        }
+        if self.closing {
+            return Err(Error::Closed("producer"));
+        }
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -213,15 +227,6 @@ impl Producer {
         // path (metadata known, buffer space free) takes exactly one: the record's
         // timestamp. `started` is read only when something has to wait.
         let mut started = None;
-        {
-            let s = shared.state();
-            if let Some(e) = &s.fatal {
-                return Err(e.clone());
-            }
-            if s.closing {
-                return Err(Error::Closed("producer"));
-            }
-        }
         let headers: Vec<(&str, Option<&[u8]>)> = record
             .headers
             .iter()
@@ -254,6 +259,7 @@ impl Producer {
         {
             Some(t) => t,
             None => {
+                shared.state().usable()?;
                 started = Some(Instant::now());
                 waited = shared
                     .cluster
@@ -267,7 +273,7 @@ impl Producer {
             (Some(p), _) => {
                 if usize::try_from(p).map_or(true, |i| i >= count) {
                     return Err(Error::UnknownPartition {
-                        topic: record.topic.clone(),
+                        topic: record.topic.to_string(),
                         partition: p,
                         partitions: count,
                     });
@@ -282,6 +288,7 @@ impl Producer {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return Err(Error::Closed("producer")),
             Err(TryAcquireError::NoPermits) => {
+                shared.state().usable()?;
                 let budget = config
                     .max_block
                     .saturating_sub(started.map_or(Duration::ZERO, |s| s.elapsed()));
@@ -301,19 +308,21 @@ impl Producer {
         };
         let (appended, delivery) = {
             let mut s = shared.state();
-            if s.closing {
-                return Err(Error::Closed("producer"));
-            }
-            if !s.topics.contains(&record.topic) {
-                s.topics.insert(record.topic.clone());
-                shared.cluster.add_topics([record.topic.as_str()]);
-            }
+            s.usable()?;
             let partition = match fixed {
                 Some(p) => p,
                 None => s.partitioner.partition(topic, size, config.batch_size),
             };
-            s.acc
-                .append(&record.topic, partition, rec, memory, Instant::now)?
+            let appended = s
+                .acc
+                .append(&record.topic, partition, rec, memory, Instant::now)?;
+            // A topic's first record always starts a batch, so registering it for
+            // metadata refreshes here costs nothing on the other records.
+            if appended.0.new_batch && !s.topics.contains(&*record.topic) {
+                s.topics.insert(record.topic.to_string());
+                shared.cluster.add_topics([&*record.topic]);
+            }
+            appended
         };
         if appended.new_batch || appended.full {
             shared.wake.notify_one();

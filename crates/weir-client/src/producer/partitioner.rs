@@ -88,31 +88,24 @@ impl StickyPartitioner {
         batch_size: usize,
     ) -> i32 {
         let count = topic.partitions.len();
-        let current = self.topics.get(&topic.name).copied();
-        let sticky = match current {
-            Some(s)
-                if s.bytes < batch_size.max(1)
-                    && usize::try_from(s.partition).is_ok_and(|p| p < count) =>
-            {
-                s
-            }
-            _ => Sticky {
-                partition: choose(topic, current.map(|s| s.partition)),
+        // One lookup per record; the topic name is cloned only on its first record.
+        let sticky = match self.topics.get_mut(&topic.name) {
+            Some(s) => s,
+            None => self.topics.entry(topic.name.clone()).or_insert(Sticky {
+                partition: -1,
                 bytes: 0,
-            },
+            }),
         };
-        let next = Sticky {
-            partition: sticky.partition,
-            bytes: sticky.bytes + record_bytes,
-        };
-        // Update in place: cloning the topic name for an insert cost an allocation
-        // per record.
-        match self.topics.get_mut(&topic.name) {
-            Some(s) => *s = next,
-            None => {
-                self.topics.insert(topic.name.clone(), next);
-            }
+        if sticky.bytes >= batch_size.max(1)
+            || usize::try_from(sticky.partition).map_or(true, |p| p >= count)
+        {
+            let previous = (sticky.partition >= 0).then_some(sticky.partition);
+            *sticky = Sticky {
+                partition: choose(topic, previous),
+                bytes: 0,
+            };
         }
+        sticky.bytes += record_bytes;
         sticky.partition
     }
 }

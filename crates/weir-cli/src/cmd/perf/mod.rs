@@ -33,6 +33,19 @@ pub(crate) struct PerfArgs {
     command: PerfCommand,
 }
 
+impl PerfArgs {
+    /// Independent pipelines the run drives: its producers, one per core at most.
+    pub(crate) fn pipelines(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        match &self.command {
+            PerfCommand::Produce(p) => {
+                usize::try_from(p.producers).map_or(cores, |k| k.clamp(1, cores))
+            }
+            PerfCommand::Consume(_) => 1,
+        }
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum PerfCommand {
     /// Produce fixed-size records and measure throughput and ack latency
