@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -248,6 +250,37 @@ async fn the_in_flight_window_fills_from_queued_batches_at_once() {
         .map(|r| r.unwrap().offset)
         .collect();
     assert_eq!(offsets, (0..2 * WINDOW as i64).collect::<Vec<_>>());
+}
+
+/// `send` spends cooperative budget: a loop of sends that never waits still lets
+/// the other tasks of its thread run (the sender, the connections), instead of
+/// queueing records until `buffer.memory` runs out while nothing leaves.
+#[tokio::test]
+async fn a_loop_of_sends_lets_the_other_tasks_of_its_thread_run() {
+    let mini = Mini::start(1).await;
+    mini.create_topic("t", 1, 1);
+    let producer = Producer::new(config(&mini)).await.unwrap();
+    // Metadata known, so no send below has a reason to wait.
+    producer
+        .send_and_wait(ProducerRecord::new("t", "first"))
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+    let mut sends = 0;
+    while !ran.load(Ordering::SeqCst) && sends < 10_000 {
+        producer
+            .send(ProducerRecord::new("t", "more"))
+            .await
+            .unwrap();
+        sends += 1;
+    }
+    assert!(
+        ran.load(Ordering::SeqCst),
+        "{sends} sends in a row and the other task never ran"
+    );
+    producer.close().await.unwrap();
 }
 
 #[tokio::test]

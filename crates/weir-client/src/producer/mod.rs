@@ -327,6 +327,13 @@ impl Producer {
         if appended.new_batch || appended.full {
             shared.wake.notify_one();
         }
+        // A send that never waits would let a loop of sends keep the thread to
+        // itself (until buffer.memory runs out) while the sender task and the
+        // connections, which must run for the records to leave, sit idle: on a
+        // current-thread runtime responses went unread for tens of milliseconds.
+        // Like tokio's own channels, `send` spends cooperative budget, so such a
+        // loop yields every so often.
+        tokio::task::coop::consume_budget().await;
         Ok(delivery)
     }
 
