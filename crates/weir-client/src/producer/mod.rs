@@ -218,8 +218,9 @@ impl Producer {
     }
 
     /// Queues a record. Waits only for the topic's metadata and for buffer space,
-    /// each up to `max.block.ms`; the returned future resolves when the record is
-    /// acknowledged.
+    /// each up to `max.block.ms` (and yields to other tasks now and then); the
+    /// returned future resolves when the record is acknowledged. Dropped before it
+    /// resolves, it has queued nothing: the record is appended after the last wait.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let shared = &self.handle.shared;
         let config = &shared.config;
@@ -227,6 +228,14 @@ impl Producer {
         // path (metadata known, buffer space free) takes exactly one: the record's
         // timestamp. `started` is read only when something has to wait.
         let mut started = None;
+        // A send that never waits would let a loop of sends keep the thread to
+        // itself (until buffer.memory runs out) while the sender task and the
+        // connections, which must run for the records to leave, sit idle: on a
+        // current-thread runtime responses went unread for tens of milliseconds.
+        // Like tokio's own channels, `send` spends cooperative budget, so such a
+        // loop yields every so often. First thing, so that a send cancelled while
+        // it yields has queued nothing.
+        tokio::task::coop::consume_budget().await;
         let headers: Vec<(&str, Option<&[u8]>)> = record
             .headers
             .iter()
@@ -327,13 +336,6 @@ impl Producer {
         if appended.new_batch || appended.full {
             shared.wake.notify_one();
         }
-        // A send that never waits would let a loop of sends keep the thread to
-        // itself (until buffer.memory runs out) while the sender task and the
-        // connections, which must run for the records to leave, sit idle: on a
-        // current-thread runtime responses went unread for tens of milliseconds.
-        // Like tokio's own channels, `send` spends cooperative budget, so such a
-        // loop yields every so often.
-        tokio::task::coop::consume_budget().await;
         Ok(delivery)
     }
 
