@@ -3,8 +3,10 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -281,6 +283,37 @@ async fn a_loop_of_sends_lets_the_other_tasks_of_its_thread_run() {
         "{sends} sends in a row and the other task never ran"
     );
     producer.close().await.unwrap();
+}
+
+/// A send dropped while it yields to other tasks has queued nothing, so a caller
+/// that gives up on a send and retries it does not write the record twice.
+#[tokio::test]
+async fn a_send_dropped_while_it_yields_has_queued_nothing() {
+    let mini = Mini::start(1).await;
+    mini.create_topic("t", 1, 1);
+    let producer = Producer::new(config(&mini)).await.unwrap();
+    producer
+        .send_and_wait(ProducerRecord::new("t", "first"))
+        .await
+        .unwrap();
+    let (mut completed, mut dropped) = (Vec::new(), 0);
+    // Polled once each without yielding in between: once the task's budget is
+    // spent, every send is pending, and is dropped.
+    for i in 0..1000 {
+        let mut send = std::pin::pin!(producer.send(ProducerRecord::new("t", format!("{i}"))));
+        match std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await {
+            Poll::Ready(delivery) => completed.push(delivery.unwrap()),
+            Poll::Pending => dropped += 1,
+        }
+    }
+    assert!(dropped > 0, "no send yielded");
+    let acked = wait_all(completed).await.len();
+    producer.close().await.unwrap();
+    assert_eq!(
+        mini.values("t", 0).len(),
+        1 + acked,
+        "{dropped} dropped sends"
+    );
 }
 
 #[tokio::test]
