@@ -76,18 +76,24 @@ fn main() -> ExitCode {
 }
 
 impl Command {
-    /// Worker threads for a client command; `None` for the ones that serve.
+    /// Worker threads for a client command; `None`: one per core.
     ///
     /// One producer or consumer is a pipeline of tasks that hand batches to each
     /// other: on one thread those hand-offs are plain function calls, on several
     /// they are cross-thread wake-ups. Measured with `weir perf produce` (100 B
     /// records, acks=1) against a broker on the same 2-core machine, one thread
     /// used 25% less CPU per record than tokio's default of one per core.
+    ///
+    /// `weir consume` keeps several: it writes records to stdout with blocking
+    /// writes, and a reader that stops reading (a paused pager) must not stop its
+    /// group's heartbeats with them, or the group would expel it.
     fn client_threads(&self) -> Option<usize> {
         match self {
-            Command::Server(_) | Command::DevCluster(_) => None,
+            Command::Server(_) | Command::DevCluster(_) | Command::Consume(_) => None,
             Command::Perf(args) => Some(args.pipelines()),
-            _ => Some(1),
+            Command::Topic(_) | Command::Produce(_) | Command::Group(_) | Command::Cluster(_) => {
+                Some(1)
+            }
         }
     }
 }
