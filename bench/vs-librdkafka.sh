@@ -36,6 +36,11 @@ start_server() {
   "$weir" server --data-dir "$dir/data" --listen "$bootstrap" > "$dir/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 100); do grep -q "ready on" "$dir/server.log" && break; sleep 0.1; done
+  if ! grep -q "ready on" "$dir/server.log"; then
+    echo "weir server did not start (is port $port taken? set BENCH_PORT):" >&2
+    cat "$dir/server.log" >&2
+    exit 1
+  fi
   "$weir" topic create t --partitions 1 -b "$bootstrap" > /dev/null
 }
 
