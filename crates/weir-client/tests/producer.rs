@@ -254,19 +254,25 @@ async fn the_in_flight_window_fills_from_queued_batches_at_once() {
     assert_eq!(offsets, (0..2 * WINDOW as i64).collect::<Vec<_>>());
 }
 
+/// A producer on a one-broker mini cluster that has sent one record to topic `t`:
+/// its metadata is known, so no later send has a reason to wait.
+async fn producer_that_knows_t() -> (Mini, Producer) {
+    let mini = Mini::start(1).await;
+    mini.create_topic("t", 1, 1);
+    let producer = Producer::new(config(&mini)).await.unwrap();
+    producer
+        .send_and_wait(ProducerRecord::new("t", "first"))
+        .await
+        .unwrap();
+    (mini, producer)
+}
+
 /// `send` spends cooperative budget: a loop of sends that never waits still lets
 /// the other tasks of its thread run (the sender, the connections), instead of
 /// queueing records until `buffer.memory` runs out while nothing leaves.
 #[tokio::test]
 async fn a_loop_of_sends_lets_the_other_tasks_of_its_thread_run() {
-    let mini = Mini::start(1).await;
-    mini.create_topic("t", 1, 1);
-    let producer = Producer::new(config(&mini)).await.unwrap();
-    // Metadata known, so no send below has a reason to wait.
-    producer
-        .send_and_wait(ProducerRecord::new("t", "first"))
-        .await
-        .unwrap();
+    let (_mini, producer) = producer_that_knows_t().await;
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
     tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
@@ -289,13 +295,7 @@ async fn a_loop_of_sends_lets_the_other_tasks_of_its_thread_run() {
 /// that gives up on a send and retries it does not write the record twice.
 #[tokio::test]
 async fn a_send_dropped_while_it_yields_has_queued_nothing() {
-    let mini = Mini::start(1).await;
-    mini.create_topic("t", 1, 1);
-    let producer = Producer::new(config(&mini)).await.unwrap();
-    producer
-        .send_and_wait(ProducerRecord::new("t", "first"))
-        .await
-        .unwrap();
+    let (mini, producer) = producer_that_knows_t().await;
     let (mut completed, mut dropped) = (Vec::new(), 0);
     // Polled once each without yielding in between: once the task's budget is
     // spent, every send is pending, and is dropped.
