@@ -11,6 +11,7 @@ use weir_protocol::messages::describe_topic_partitions::{
     DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponseTopic, TopicRequest,
 };
 use weir_protocol::messages::metadata::MetadataResponseTopic;
+use weir_protocol::Uuid;
 use weir_types::{ErrorCode, NodeId};
 
 use super::{Admin, ItemResults, PartitionDescription, TopicDescription};
@@ -107,33 +108,22 @@ fn nodes(ids: Vec<i32>) -> Vec<NodeId> {
 
 /// A DescribeTopicPartitions topic as a description, or its error.
 fn describe_partitions(t: DescribeTopicPartitionsResponseTopic) -> Result<TopicDescription> {
-    let name = t.name.unwrap_or_default();
-    let code = ErrorCode::from_code(t.error_code);
-    if !code.is_ok() {
-        return Err(Error::kafka(format!("topic {name}"), code, None));
-    }
-    let mut partitions: Vec<PartitionDescription> = t
+    let partitions = t
         .partitions
         .into_iter()
         .map(|p| PartitionDescription {
-            partition: p.partition_index,
-            leader: (p.leader_id >= 0).then_some(NodeId(p.leader_id)),
-            leader_epoch: p.leader_epoch,
-            replicas: nodes(p.replica_nodes),
-            isr: nodes(p.isr_nodes),
-            offline_replicas: nodes(p.offline_replicas),
             eligible_leader_replicas: nodes(p.eligible_leader_replicas.unwrap_or_default()),
             last_known_elr: nodes(p.last_known_elr.unwrap_or_default()),
+            ..partition_description(
+                p.partition_index,
+                p.leader_id,
+                p.leader_epoch,
+                [p.replica_nodes, p.isr_nodes, p.offline_replicas],
+            )
         })
         .collect();
-    partitions.sort_by_key(|p| p.partition);
-    partitions.dedup_by_key(|p| p.partition);
-    Ok(TopicDescription {
-        name,
-        topic_id: t.topic_id,
-        is_internal: t.is_internal,
-        partitions,
-    })
+    let name = t.name.unwrap_or_default();
+    description(name, t.error_code, t.topic_id, t.is_internal, partitions)
 }
 
 /// A topic of a Metadata response as a description, or its error: for callers
@@ -141,34 +131,68 @@ fn describe_partitions(t: DescribeTopicPartitionsResponseTopic) -> Result<TopicD
 /// [`Admin::describe_topics`](super::Admin::describe_topics) returns, less the
 /// eligible leader replicas (Metadata does not carry them).
 pub fn describe_metadata_topic(t: MetadataResponseTopic) -> (String, Result<TopicDescription>) {
-    let name = t.name.unwrap_or_default();
-    let code = ErrorCode::from_code(t.error_code);
-    if !code.is_ok() {
-        return (
-            name.clone(),
-            Err(Error::kafka(format!("topic {name}"), code, None)),
-        );
-    }
-    let mut partitions: Vec<PartitionDescription> = t
+    let partitions = t
         .partitions
         .into_iter()
-        .map(|p| PartitionDescription {
-            partition: p.partition_index,
-            leader: (p.leader_id >= 0).then_some(NodeId(p.leader_id)),
-            leader_epoch: p.leader_epoch,
-            replicas: nodes(p.replica_nodes),
-            isr: nodes(p.isr_nodes),
-            offline_replicas: nodes(p.offline_replicas),
-            eligible_leader_replicas: Vec::new(),
-            last_known_elr: Vec::new(),
+        .map(|p| {
+            partition_description(
+                p.partition_index,
+                p.leader_id,
+                p.leader_epoch,
+                [p.replica_nodes, p.isr_nodes, p.offline_replicas],
+            )
         })
         .collect();
-    partitions.sort_by_key(|p| p.partition);
-    let d = TopicDescription {
-        name: name.clone(),
-        topic_id: t.topic_id,
-        is_internal: t.is_internal,
+    let name = t.name.unwrap_or_default();
+    let d = description(
+        name.clone(),
+        t.error_code,
+        t.topic_id,
+        t.is_internal,
         partitions,
-    };
-    (name, Ok(d))
+    );
+    (name, d)
+}
+
+/// What both responses carry per partition; no eligible leader replicas (only
+/// DescribeTopicPartitions has them).
+fn partition_description(
+    partition: i32,
+    leader_id: i32,
+    leader_epoch: i32,
+    [replicas, isr, offline]: [Vec<i32>; 3],
+) -> PartitionDescription {
+    PartitionDescription {
+        partition,
+        leader: (leader_id >= 0).then_some(NodeId(leader_id)),
+        leader_epoch,
+        replicas: nodes(replicas),
+        isr: nodes(isr),
+        offline_replicas: nodes(offline),
+        eligible_leader_replicas: Vec::new(),
+        last_known_elr: Vec::new(),
+    }
+}
+
+/// What both responses carry per topic, checked: the topic's error, or its
+/// partitions in order, each once (a broker listing one twice is not believed twice).
+fn description(
+    name: String,
+    error_code: i16,
+    topic_id: Uuid,
+    is_internal: bool,
+    mut partitions: Vec<PartitionDescription>,
+) -> Result<TopicDescription> {
+    let code = ErrorCode::from_code(error_code);
+    if !code.is_ok() {
+        return Err(Error::kafka(format!("topic {name}"), code, None));
+    }
+    partitions.sort_by_key(|p| p.partition);
+    partitions.dedup_by_key(|p| p.partition);
+    Ok(TopicDescription {
+        name,
+        topic_id,
+        is_internal,
+        partitions,
+    })
 }
